@@ -1,0 +1,110 @@
+"""Settings: every knob the server reads, from the environment and the command line.
+
+One frozen :class:`Settings` object is built at start-up and handed to everything that
+needs it, so no module reads ``os.environ`` on its own and tests can build any
+configuration without touching the process environment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from urllib.parse import quote
+
+import platformdirs
+
+MiB = 1 << 20
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Settings:
+    host: str = "0.0.0.0"
+    port: int = 3001
+    data_dir: Path = Path(platformdirs.user_data_dir("native-video-editor"))
+    media_dir: Path | None = None
+    """Where uploads and outputs live; ``data_dir/media`` when not set."""
+    database_url: str | None = None
+    """``None`` means: start the embedded PostgreSQL in ``data_dir/pgdata``."""
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    workers: int = max(1, (os.cpu_count() or 2) - 1)
+    allowed_origins: tuple[str, ...] = ()
+    trusted_proxies: tuple[str, ...] = ()
+    bench: bool = False
+
+    json_body_limit: int = 1 * MiB
+    upload_limit: int = 4096 * MiB
+    max_header_bytes: int = 16 * 1024
+    header_timeout: float = 10.0
+    keepalive_timeout: float = 5.0
+    max_connections: int = 20_000
+    shutdown_timeout: float = 10.0
+    ws_ping_interval: float = 30.0
+
+    db_pool_max: int = 20
+    db_idle_timeout: float = 30.0
+    db_connect_timeout: float = 2.0
+
+    @property
+    def media_path(self) -> Path:
+        return self.media_dir if self.media_dir is not None else self.data_dir / "media"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        """Read the documented environment variables; ``overrides`` (CLI flags) win."""
+        env = os.environ if env is None else env
+        values: dict[str, object] = {}
+        if "NVE_HOST" in env:
+            values["host"] = env["NVE_HOST"]
+        if "PORT" in env:
+            values["port"] = int(env["PORT"])
+        if "NVE_DATA_DIR" in env:
+            values["data_dir"] = Path(env["NVE_DATA_DIR"])
+        if "MEDIA_DIR" in env:
+            values["media_dir"] = Path(env["MEDIA_DIR"])
+        database_url = database_url_from_env(env)
+        if database_url is not None:
+            values["database_url"] = database_url
+        values["redis_url"] = redis_url_from_env(env)
+        if "NVE_WORKERS" in env:
+            values["workers"] = int(env["NVE_WORKERS"])
+        if "NVE_ALLOWED_ORIGINS" in env:
+            values["allowed_origins"] = _split_list(env["NVE_ALLOWED_ORIGINS"])
+        if "NVE_TRUSTED_PROXIES" in env:
+            values["trusted_proxies"] = _split_list(env["NVE_TRUSTED_PROXIES"])
+        values["bench"] = env.get("NVE_BENCH") == "1"
+        for key, value in overrides.items():
+            if value is not None:
+                values[key] = value
+        return cls(**values)  # type: ignore[arg-type]
+
+
+def database_url_from_env(env: Mapping[str, str]) -> str | None:
+    """``DATABASE_URL``, else one built from the journal's ``POSTGRES_*`` names, else None."""
+    if env.get("DATABASE_URL"):
+        return env["DATABASE_URL"]
+    names = ("POSTGRES_HOST", "POSTGRES_PORT", "POSTGRES_DB", "POSTGRES_USER", "POSTGRES_PASSWORD")
+    if not any(env.get(name) for name in names):
+        return None
+    user = quote(env.get("POSTGRES_USER", "postgres"), safe="")
+    password = quote(env.get("POSTGRES_PASSWORD", "postgres"), safe="")
+    host = env.get("POSTGRES_HOST", "localhost")
+    port = env.get("POSTGRES_PORT", "5432")
+    database = quote(env.get("POSTGRES_DB", "video-editor"), safe="")
+    return f"postgresql://{user}:{password}@{host}:{port}/{database}"
+
+
+def redis_url_from_env(env: Mapping[str, str]) -> str:
+    """``REDIS_URL``, else one built from ``REDIS_HOST/PORT/PASSWORD`` (localhost:6379)."""
+    if env.get("REDIS_URL"):
+        return env["REDIS_URL"]
+    host = env.get("REDIS_HOST", "127.0.0.1")
+    port = env.get("REDIS_PORT", "6379")
+    password = env.get("REDIS_PASSWORD")
+    auth = f":{quote(password, safe='')}@" if password else ""
+    return f"redis://{auth}{host}:{port}/0"
+
+
+def _split_list(value: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in value.split(",") if item.strip())

@@ -1,0 +1,1 @@
+"""PostgreSQL: the connection pool, the migration runner and the embedded server."""

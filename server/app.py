@@ -1,0 +1,93 @@
+"""The application: services, routes, and the dispatch that turns every failure into JSON.
+
+:class:`App` is what a handler reaches through ``request.app``. :meth:`App.dispatch` is
+the one place where exceptions become responses: an :class:`HTTPError` or a domain error
+becomes its status and sentence, anything else a 500 carrying the request id (logged with
+its traceback), so a broken handler costs its own request and nothing more.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from core.config import Settings
+from core.db.pool import Database
+from core.errors import DomainError, PreconditionFailed
+from core.projects import ProjectStore
+from server.http.request import Request
+from server.http.response import (AnyResponse, HTTPError, Response, encode_json, error_response,
+                                  raw_json_response)
+from server.routing import Router
+
+access_log = logging.getLogger("nve.access")
+log = logging.getLogger("nve.app")
+
+Hook = Callable[[], Awaitable[None]]
+
+
+class App:
+    def __init__(self, settings: Settings, db: Database) -> None:
+        from server.handlers import register
+
+        self.settings = settings
+        self.db = db
+        self.projects = ProjectStore(db)
+        self.router = Router(default_body_limit=settings.json_body_limit)
+        self.on_startup: list[Hook] = []
+        self.on_shutdown: list[Hook] = []
+        self.on_close_connections: list[Hook] = []
+        """Run in reverse order of registration, so later services stop before those they use."""
+        self.readiness: dict[str, Callable[[], Awaitable[dict[str, object]]]] = {}
+        register(self)
+
+    async def startup(self) -> None:
+        for hook in self.on_startup:
+            await hook()
+
+    async def shutdown_connections(self) -> None:
+        """Close long-lived connections (WebSockets, with 1001) before HTTP drains."""
+        for hook in self.on_close_connections:
+            await hook()
+
+    async def shutdown(self) -> None:
+        for hook in reversed(self.on_shutdown):
+            try:
+                await hook()
+            except Exception:
+                log.exception("shutdown hook %r failed", hook)
+
+    async def dispatch(self, request: Request) -> AnyResponse:
+        started = time.perf_counter()
+        request.app = self
+        try:
+            route, request.path_params = self.router.resolve(request.method, request.path)
+            request.body_limit = route.body_limit
+            response = await route.handler(request)
+        except HTTPError as error:
+            response = error.to_response()
+        except PreconditionFailed as error:
+            response = precondition_failed(error)
+        except DomainError as error:
+            response = error_response(error.status, str(error), **error.extra)
+        except ConnectionError:
+            response = error_response(400, "The request body ended early")
+        except Exception:
+            log.exception("request %s %s failed (id %s)", request.method, request.path, request.request_id)
+            response = error_response(500, "Internal server error", requestId=request.request_id)
+        access_log.info("%s %s %d %.1fms id=%s", request.method, request.path,
+                        getattr(response, "status", 101),
+                        (time.perf_counter() - started) * 1000, request.request_id)
+        return response
+
+
+def etag(version: int) -> str:
+    return f'"{version}"'
+
+
+def precondition_failed(error: PreconditionFailed) -> Response:
+    """412: the contract's error sentence merged into the current row, with its ETag."""
+    head = encode_json({"error": str(error)})
+    body = head[:-1] + b"," + error.current[1:]
+    return raw_json_response(body, 412, [("etag", etag(error.version))])

@@ -1,0 +1,55 @@
+"""The ``nve`` command: ``serve`` and ``migrate``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+import uvloop
+
+from core.config import Settings
+from core.db.migrations import migrate
+from server.lifecycle import database_url, serve
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nve", description="native-video-editor backend")
+    parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve_cmd = commands.add_parser("serve", help="run the HTTP + WebSocket server")
+    serve_cmd.add_argument("--host", help="address to bind (default 0.0.0.0, env NVE_HOST)")
+    serve_cmd.add_argument("--port", type=int, help="port (default 3001, env PORT)")
+    serve_cmd.add_argument("--data-dir", type=Path, help="data directory (env NVE_DATA_DIR)")
+    serve_cmd.add_argument("--workers", type=int, help="local media worker processes (env NVE_WORKERS)")
+    serve_cmd.add_argument("--no-access-log", action="store_true", help="do not log one line per request")
+
+    migrate_cmd = commands.add_parser("migrate", help="apply pending migrations and exit")
+    migrate_cmd.add_argument("--data-dir", type=Path, help="data directory (env NVE_DATA_DIR)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    overrides = {"data_dir": args.data_dir}
+    if args.command == "serve":
+        overrides.update(host=args.host, port=args.port, workers=args.workers)
+        if args.no_access_log:
+            logging.getLogger("nve.access").setLevel(logging.WARNING)
+    settings = Settings.from_env(**overrides)
+    with database_url(settings) as dsn:
+        if args.command == "migrate":
+            applied = uvloop.run(migrate(dsn))
+            print("applied: " + (", ".join(applied) if applied else "nothing (up to date)"))
+        else:
+            uvloop.run(serve(settings, dsn))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

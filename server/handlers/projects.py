@@ -1,0 +1,57 @@
+"""REST handlers for /api/projects (CONTRACT.md section 2, Projects)."""
+
+from __future__ import annotations
+
+from core.projects import Document, NewProject, ProjectChanges, page_limit
+from server.http.request import Request
+from server.http.response import Response, raw_json_response
+from server.app import etag
+
+
+def _document(doc: Document, status: int = 200) -> Response:
+    return raw_json_response(doc.json, status, [("etag", etag(doc.version))])
+
+
+def parse_if_match(value: str | None) -> int | None:
+    """The version an ``If-Match`` names; None when absent or ``*`` (unconditional).
+
+    An entity tag this server could not have issued can match no version; it is mapped
+    to 0, which no row has, so the update answers 412 as RFC 9110 says.
+    """
+    if value is None or value.strip() == "*":
+        return None
+    tag = value.split(",")[0].strip()
+    if tag.startswith("W/"):
+        tag = tag[2:]
+    tag = tag.strip('"')
+    return int(tag) if tag.isdigit() and len(tag) < 10 else 0
+
+
+async def create_project(request: Request) -> Response:
+    project = NewProject.from_body(await request.json())
+    return _document(await request.app.projects.create(project), 201)
+
+
+async def list_projects(request: Request) -> Response:
+    limit = page_limit(request.query.get("limit"))
+    cursor = request.query.get("cursor") or None
+    page = await request.app.projects.page(limit, cursor)
+    headers = [("x-next-cursor", page.next_cursor)] if page.next_cursor else []
+    return raw_json_response(page.json, 200, headers)
+
+
+async def get_project(request: Request) -> Response:
+    return _document(await request.app.projects.get(request.path_params["id"]))
+
+
+async def update_project(request: Request) -> Response:
+    changes = ProjectChanges.from_body(await request.json())
+    version = parse_if_match(request.headers.get("if-match"))
+    return _document(await request.app.projects.update(request.path_params["id"], changes, version))
+
+
+async def delete_project(request: Request) -> Response:
+    await request.app.projects.delete(request.path_params["id"])
+    return Response(204)
+
+
