@@ -38,6 +38,8 @@ class Settings:
     max_header_bytes: int = 16 * 1024
     header_timeout: float = 10.0
     keepalive_timeout: float = 5.0
+    body_timeout: float = 30.0
+    """How long a request body may send nothing before the connection is dropped."""
     max_connections: int = 20_000
     shutdown_timeout: float = 10.0
     ws_ping_interval: float = 30.0

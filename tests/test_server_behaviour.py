@@ -105,6 +105,16 @@ async def test_slowloris_connection_is_closed_at_the_header_deadline(start_serve
     writer.close()
 
 
+async def test_a_stalled_request_body_is_dropped(start_server):
+    server = await start_server(body_timeout=0.3)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"POST /api/projects HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n{\"na")
+    assert await asyncio.wait_for(reader.read(), 5) == b""
+    writer.close()
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:
+        assert (await client.get("/healthz")).status_code == 200
+
+
 async def test_idle_keep_alive_connection_is_closed(start_server):
     server = await start_server(keepalive_timeout=0.2)
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)

@@ -4,7 +4,8 @@ One long-lived task per connection walks the request cycle: wait for a request h
 call the handler, write its response, start the next cycle. The protocol adds the parts
 that need a clock or a socket:
 
-* a deadline for a request's line and headers (slowloris) and an idle keep-alive timeout;
+* a deadline for a request's line and headers (slowloris), an idle keep-alive timeout,
+  and a limit on how long a request body may stall between two reads;
 * read backpressure: reading pauses while a request is being handled and resumes only
   when the handler asks for body bytes or the next request is due, so pipelined requests
   are answered in order and never pile up in memory;
@@ -158,10 +159,13 @@ class HTTPProtocol(asyncio.Protocol):
 
     def _on_timeout(self) -> None:
         self._timer = None
-        if not self._in_request:
-            if self._got_bytes:
-                log.info("closing %s: request head not complete in time", self._client)
-            self._close()
+        if self._in_request:
+            log.info("closing %s: request body stalled", self._client)
+            self.abort()
+            return
+        if self._got_bytes:
+            log.info("closing %s: request head not complete in time", self._client)
+        self._close()
 
     # -- reading -----------------------------------------------------------------
 
@@ -190,7 +194,12 @@ class HTTPProtocol(asyncio.Protocol):
         """The handler's body reader: the next chunk, or None at the end."""
         if self._conn.waiting_for_continue:
             self._write(self._conn.send_continue())
-        event = await self._next_event()
+        # A client that stops sending mid-body would otherwise hold its handler forever.
+        self._arm_timer(self._settings.body_timeout)
+        try:
+            event = await self._next_event()
+        finally:
+            self._cancel_timer()
         if isinstance(event, BodyChunk):
             return event.data
         if isinstance(event, EndOfRequest):

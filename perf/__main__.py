@@ -1,0 +1,22 @@
+"""``python -m perf <scenario> [options]``: the load harness's one entry point."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+SCENARIOS = {
+    "http-crud": "perf.http_crud",
+}
+
+
+def main() -> None:
+    if len(sys.argv) < 2 or sys.argv[1] not in SCENARIOS:
+        print("usage: python -m perf <scenario> [--help]\nscenarios: " + ", ".join(sorted(SCENARIOS)))
+        raise SystemExit(2)
+    module = importlib.import_module(SCENARIOS[sys.argv[1]])
+    module.main(sys.argv[2:])
+
+
+if __name__ == "__main__":
+    main()
