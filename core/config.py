@@ -44,6 +44,17 @@ class Settings:
     shutdown_timeout: float = 10.0
     ws_ping_interval: float = 30.0
 
+    media_workers: int = 1
+    """Warm processes for short media calls made by the server itself (probe, filmstrip, waveform)."""
+    tus_ttl: float = 86_400.0
+    """Seconds an unfinished tus upload is kept."""
+    session_ttl: float = 3600.0
+    metadata_ttl: float = 3600.0
+    rate_limit_writes: int = 3000
+    """Mutating requests per client IP (and per session) per window."""
+    rate_limit_uploads: int = 300
+    rate_limit_window: float = 60.0
+
     db_pool_max: int = 20
     db_idle_timeout: float = 30.0
     db_connect_timeout: float = 2.0
@@ -76,6 +87,9 @@ class Settings:
         if "NVE_TRUSTED_PROXIES" in env:
             values["trusted_proxies"] = _split_list(env["NVE_TRUSTED_PROXIES"])
         values["bench"] = env.get("NVE_BENCH") == "1"
+        for name, field, kind in _NUMERIC_ENV:
+            if name in env:
+                values[field] = kind(env[name])
         for key, value in overrides.items():
             if value is not None:
                 values[key] = value
@@ -106,6 +120,17 @@ def redis_url_from_env(env: Mapping[str, str]) -> str:
     password = env.get("REDIS_PASSWORD")
     auth = f":{quote(password, safe='')}@" if password else ""
     return f"redis://{auth}{host}:{port}/0"
+
+
+_NUMERIC_ENV: tuple[tuple[str, str, type], ...] = (
+    ("NVE_MEDIA_WORKERS", "media_workers", int),
+    ("NVE_TUS_TTL", "tus_ttl", float),
+    ("NVE_SESSION_TTL", "session_ttl", float),
+    ("NVE_METADATA_TTL", "metadata_ttl", float),
+    ("NVE_RATE_LIMIT_WRITES", "rate_limit_writes", int),
+    ("NVE_RATE_LIMIT_UPLOADS", "rate_limit_uploads", int),
+    ("NVE_RATE_LIMIT_WINDOW", "rate_limit_window", float),
+)
 
 
 def _split_list(value: str) -> tuple[str, ...]:

@@ -14,11 +14,13 @@ from collections.abc import Awaitable, Callable
 
 from core.config import Settings
 from core.db.pool import Database
-from core.errors import DomainError, PreconditionFailed
+from core.errors import DomainError
+from core.kv.services import KvServices, RateLimits
 from core.projects import ProjectStore
 from server.http.request import Request
-from server.http.response import (AnyResponse, HTTPError, Response, encode_json, error_response,
-                                  raw_json_response)
+from server.http.response import AnyResponse, HTTPError, error_response
+from server.handlers.metrics import record_request
+from server.handlers.session import enforce_rate_limit
 from server.routing import Router
 
 access_log = logging.getLogger("nve.access")
@@ -30,6 +32,7 @@ Hook = Callable[[], Awaitable[None]]
 class App:
     def __init__(self, settings: Settings, db: Database) -> None:
         from server.handlers import register
+        from server.handlers.metadata import pooled_probe
 
         self.settings = settings
         self.db = db
@@ -40,6 +43,14 @@ class App:
         self.on_close_connections: list[Hook] = []
         """Run in reverse order of registration, so later services stop before those they use."""
         self.readiness: dict[str, Callable[[], Awaitable[dict[str, object]]]] = {}
+        self.kv = KvServices(
+            settings.redis_url, db, settings.media_path, pooled_probe(self),
+            session_ttl=settings.session_ttl, metadata_ttl=settings.metadata_ttl,
+            limits=RateLimits(settings.rate_limit_writes, settings.rate_limit_uploads,
+                              settings.rate_limit_window))
+        self.on_startup.append(self.kv.start)
+        self.on_shutdown.append(self.kv.close)
+        self.readiness["redis"] = self.kv.readiness
         register(self)
 
     async def startup(self) -> None:
@@ -61,14 +72,16 @@ class App:
     async def dispatch(self, request: Request) -> AnyResponse:
         started = time.perf_counter()
         request.app = self
+        pattern = "unmatched"
         try:
             route, request.path_params = self.router.resolve(request.method, request.path)
+            pattern = route.pattern
             request.body_limit = route.body_limit
+            if route.rate_limited:
+                await enforce_rate_limit(request)
             response = await route.handler(request)
         except HTTPError as error:
             response = error.to_response()
-        except PreconditionFailed as error:
-            response = precondition_failed(error)
         except DomainError as error:
             response = error_response(error.status, str(error), **error.extra)
         except ConnectionError:
@@ -76,18 +89,9 @@ class App:
         except Exception:
             log.exception("request %s %s failed (id %s)", request.method, request.path, request.request_id)
             response = error_response(500, "Internal server error", requestId=request.request_id)
-        access_log.info("%s %s %d %.1fms id=%s", request.method, request.path,
-                        getattr(response, "status", 101),
-                        (time.perf_counter() - started) * 1000, request.request_id)
+        status, elapsed = getattr(response, "status", 101), time.perf_counter() - started
+        record_request(request.method, pattern, status, elapsed)
+        access_log.info("%s %s %d %.1fms id=%s", request.method, request.path, status,
+                        elapsed * 1000, request.request_id)
         return response
 
-
-def etag(version: int) -> str:
-    return f'"{version}"'
-
-
-def precondition_failed(error: PreconditionFailed) -> Response:
-    """412: the contract's error sentence merged into the current row, with its ETag."""
-    head = encode_json({"error": str(error)})
-    body = head[:-1] + b"," + error.current[1:]
-    return raw_json_response(body, 412, [("etag", etag(error.version))])

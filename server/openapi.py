@@ -92,6 +92,40 @@ SCHEMAS: dict[str, Any] = {
             "updated_at": {"type": "string", "format": "date-time"},
         },
     },
+    "Metadata": {
+        "type": "object",
+        "required": ["duration", "width", "height", "codec"],
+        "properties": {
+            "duration": {"type": "number"}, "width": {"type": "integer"}, "height": {"type": "integer"},
+            "codec": {"type": "string"}, "fps": {"type": ["number", "null"]},
+            "bitrate": {"type": ["integer", "null"]}, "audio_codec": {"type": ["string", "null"]},
+            "audio_channels": {"type": ["integer", "null"]}, "audio_rate": {"type": ["integer", "null"]},
+            "rotation": {"type": "integer"}, "format": {"type": "string"}, "has_audio": {"type": "boolean"},
+        },
+        "additionalProperties": True,
+    },
+    "Upload": {
+        "type": "object", "required": ["filename", "url", "metadata"],
+        "properties": {"filename": {"type": "string"}, "url": {"type": "string"},
+                       "metadata": {"$ref": "#/components/schemas/Metadata"}},
+    },
+    "Session": {
+        "type": "object",
+        "properties": {"id": {"type": "string", "format": "uuid"},
+                       "settings": {"$ref": "#/components/schemas/SessionSettings"},
+                       "recentProjects": {"type": "array", "items": {"type": "object"}}},
+        "additionalProperties": True,
+    },
+    "SessionSettings": {
+        "type": "object",
+        "properties": {
+            "theme": {"enum": ["system", "light", "dark"]}, "language": {"type": "string", "maxLength": 35},
+            "volume": {"type": "number", "minimum": 0, "maximum": 1}, "muted": {"type": "boolean"},
+            "autoSave": {"type": "boolean"}, "snapToMarkers": {"type": "boolean"},
+            "timelineZoom": {"type": "number", "exclusiveMinimum": 0, "maximum": 1000},
+        },
+        "additionalProperties": False,
+    },
     "NewProject": {
         "type": "object",
         "required": ["name", "videoFilename", "videoUrl"],
@@ -114,8 +148,63 @@ SCHEMAS: dict[str, Any] = {
 }
 
 PROJECT = {"$ref": "#/components/schemas/Project"}
+FILENAME = path_param("filename", {"type": "string", "pattern": "^[A-Za-z0-9_-][A-Za-z0-9._-]*$"})
+UPLOAD_ID = path_param("id", {"type": "string"})
+TUS_RESUMABLE = {"name": "Tus-Resumable", "in": "header", "required": True, "schema": {"const": "1.0.0"}}
+_NOT_MODIFIED = {"description": "Not modified (If-None-Match)"}
+_STATIC_FILE = {"description": "The file (ETag; Cache-Control: no-cache)",
+                "content": {"text/javascript": {}, "text/css": {}, "text/html": {}}}
+_VIDEO = {"description": "The file, or the requested byte range",
+          "content": {"video/mp4": {"schema": {"type": "string", "format": "binary"}}}}
+_SESSION = _json({"$ref": "#/components/schemas/Session"}, "The session; sets the nve_session cookie")
 
 PATHS: dict[str, dict[str, Any]] = {
+    "/": {"get": _op("The web editor page", {
+        "200": {"description": "The editor (HTML)", "content": {"text/html": {}}}, "304": _NOT_MODIFIED},
+        tags=["ui"])},
+    "/static/{file}": {"get": _op("A file of the web UI", {
+        "200": _STATIC_FILE, "304": _NOT_MODIFIED, "404": _error("No such file")},
+        params=[path_param("file", {"type": "string"})], tags=["ui"])},
+    "/static/{dir}/{file}": {"get": _op("A file of the web UI in a folder (js/, css/)", {
+        "200": _STATIC_FILE, "304": _NOT_MODIFIED, "404": _error("No such file")},
+        params=[path_param("dir", {"type": "string"}), path_param("file", {"type": "string"})], tags=["ui"])},
+    "/metrics": {"get": _op("Prometheus metrics (text exposition format)", {
+        "200": {"description": "Metrics", "content": {"text/plain": {}}}}, tags=["ops"])},
+    "/api/upload": {"post": {
+        "summary": "Upload a video (multipart/form-data, field `video`), streamed to disk",
+        "tags": ["media"],
+        "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+            "type": "object", "required": ["video"],
+            "properties": {"video": {"type": "string", "format": "binary"}}}}}},
+        "responses": {"201": _json({"$ref": "#/components/schemas/Upload"}, "Stored and probed"),
+                      "400": _error("Not multipart, or no `video` field"), "413": _error("Over the size limit"),
+                      "415": _error("Not a video"), "422": _error("A corrupt video"),
+                      "429": _error("Rate limited")}}},
+    "/videos/{filename}": {"get": _op("A media file, with Range (206), ETag and If-None-Match (304)", {
+        "200": _VIDEO, "206": _VIDEO, "304": _NOT_MODIFIED, "404": _error("Unknown file"),
+        "416": _error("Range not satisfiable")}, params=[FILENAME], tags=["media"])},
+    "/api/metadata/{filename}": {"get": _op("Probed metadata (cached in Redis for an hour)", {
+        "200": _json({"$ref": "#/components/schemas/Metadata"}, "Metadata"), "404": _error("Unknown file"),
+        "422": _error("Unreadable media")}, params=[FILENAME], tags=["media"])},
+    "/api/videos/{filename}/thumbnails": {"get": _op("Timeline filmstrip: sprite URL and frame times", {
+        "200": _json({"type": "object"}, "Filmstrip"), "400": _error("Bad count"), "404": _error("Unknown file")},
+        params=[FILENAME, query_param("count", {"type": "integer", "minimum": 1, "default": 10})],
+        tags=["media"])},
+    "/api/videos/{filename}/thumbnails.jpg": {"get": _op("The filmstrip sprite (JPEG)", {
+        "200": {"description": "Sprite", "content": {"image/jpeg": {}}}, "304": _NOT_MODIFIED,
+        "404": _error("Unknown file")},
+        params=[FILENAME, query_param("count", {"type": "integer", "minimum": 1, "default": 10})],
+        tags=["media"])},
+    "/api/videos/{filename}/waveform": {"get": _op("Waveform peaks for the timeline", {
+        "200": _json({"type": "object"}, "Peaks"), "400": _error("Bad peaks"), "404": _error("Unknown file")},
+        params=[FILENAME, query_param("peaks", {"type": "integer", "minimum": 1, "default": 1000})],
+        tags=["media"])},
+    "/api/session": {"get": _op("The caller's session (created on first use)", {"200": _SESSION},
+                                tags=["sessions"])},
+    "/api/session/settings": {"put": _op("Change session settings (given fields only)", {
+        "200": _SESSION, "400": _error("Invalid setting"), "429": _error("Rate limited")},
+        body={"$ref": "#/components/schemas/SessionSettings"}, tags=["sessions"])},
+
     "/healthz": {"get": _op("Liveness", {"200": _json({"type": "object"}, "Alive")}, tags=["ops"])},
     "/readyz": {"get": _op("Readiness: PostgreSQL reachable, other services reported", {
         "200": _json({"type": "object"}, "Ready"), "503": _error("PostgreSQL unreachable")}, tags=["ops"])},
@@ -150,6 +239,42 @@ PATHS: dict[str, dict[str, Any]] = {
             "503": _error("Database unavailable")}, params=[PROJECT_ID], tags=["projects"]),
     },
 }
+
+
+def _tus_paths() -> dict[str, dict[str, Any]]:
+    """tus 1.0 (core, creation, termination, checksum) at /api/uploads/."""
+    def tus(summary: str, responses: dict[str, Any], params: list[dict[str, Any]]) -> dict[str, Any]:
+        return _op(summary, responses, params=params, tags=["tus"])
+
+    collection = {
+        "options": tus("tus capabilities", {"204": {"description": "Tus-Version, Tus-Extension, Tus-Max-Size"}},
+                       []),
+        "post": tus("Create an upload (Upload-Length, Upload-Metadata)", {
+            "201": {"description": "Created; Location names the upload"}, "400": _error("Bad headers"),
+            "412": _error("Unsupported Tus-Resumable"), "413": _error("Over Tus-Max-Size"),
+            "429": _error("Rate limited")}, [TUS_RESUMABLE]),
+    }
+    return {
+        "/api/uploads": collection,
+        "/api/uploads/": collection,
+        "/api/uploads/{id}": {
+            "options": tus("tus capabilities", {"204": {"description": "Capabilities"}}, [UPLOAD_ID]),
+            "get": tus("Upload-Offset (HEAD) or the upload's status as JSON (GET)", {
+                "200": _json({"type": "object"}, "Status"), "404": _error("Unknown upload")}, [UPLOAD_ID]),
+            "patch": {**tus("Append bytes at Upload-Offset (application/offset+octet-stream)", {
+                "204": {"description": "Appended; the new Upload-Offset"}, "409": _error("Offset mismatch"),
+                "415": _error("Wrong Content-Type, or the finished upload is not a video"),
+                "423": _error("Upload locked by another request"), "460": _error("Checksum mismatch")},
+                [UPLOAD_ID, TUS_RESUMABLE]),
+                "requestBody": {"required": True, "content": {"application/offset+octet-stream": {
+                    "schema": {"type": "string", "format": "binary"}}}}},
+            "delete": tus("Terminate an upload", {"204": {"description": "Removed"},
+                                                  "404": _error("Unknown upload")}, [UPLOAD_ID, TUS_RESUMABLE]),
+        },
+    }
+
+
+PATHS.update(_tus_paths())
 
 
 def document() -> dict[str, Any]:

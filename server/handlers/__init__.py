@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from server.handlers import health, openapi, projects
+from server.handlers import health, media, metadata, metrics, openapi, projects, session, static, tus
 
 if TYPE_CHECKING:
     from server.app import App
@@ -12,6 +12,9 @@ if TYPE_CHECKING:
 
 def register(app: App) -> None:
     add = app.router.add
+    add("GET", "/", static.index)
+    add("GET", "/static/{file}", static.static_file)
+    add("GET", "/static/{dir}/{file}", static.static_file)
     add("GET", "/healthz", health.healthz)
     add("GET", "/readyz", health.readyz)
     add("GET", "/api/openapi.json", openapi.openapi_json)
@@ -21,3 +24,10 @@ def register(app: App) -> None:
     add("GET", "/api/projects/{id:int}", projects.get_project)
     add("PUT", "/api/projects/{id:int}", projects.update_project, rate_limited=True)
     add("DELETE", "/api/projects/{id:int}", projects.delete_project, rate_limited=True)
+
+    media.install_media_pool(app, size=app.settings.media_workers, warm=app.settings.workers > 0)
+    media.register_media_routes(app)
+    tus.install_tus(app, ttl=app.settings.tus_ttl)
+    session.register_session_routes(app)
+    metadata.register_metadata_routes(app)
+    metrics.register_metrics_routes(app)

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from core.errors import PreconditionFailed
 from core.projects import Document, NewProject, ProjectChanges, page_limit
 from server.http.request import Request
-from server.http.response import Response, raw_json_response
-from server.app import etag
+from server.http.response import Response, encode_json, raw_json_response
+from server.handlers.session import remember_project
+
+
+def etag(version: int) -> str:
+    return f'"{version}"'
 
 
 def _document(doc: Document, status: int = 200) -> Response:
@@ -29,7 +34,9 @@ def parse_if_match(value: str | None) -> int | None:
 
 async def create_project(request: Request) -> Response:
     project = NewProject.from_body(await request.json())
-    return _document(await request.app.projects.create(project), 201)
+    doc = await request.app.projects.create(project)
+    await remember_project(request, doc.json)
+    return _document(doc, 201)
 
 
 async def list_projects(request: Request) -> Response:
@@ -41,13 +48,27 @@ async def list_projects(request: Request) -> Response:
 
 
 async def get_project(request: Request) -> Response:
-    return _document(await request.app.projects.get(request.path_params["id"]))
+    doc = await request.app.projects.get(request.path_params["id"])
+    await remember_project(request, doc.json)
+    return _document(doc)
 
 
 async def update_project(request: Request) -> Response:
     changes = ProjectChanges.from_body(await request.json())
     version = parse_if_match(request.headers.get("if-match"))
-    return _document(await request.app.projects.update(request.path_params["id"], changes, version))
+    try:
+        doc = await request.app.projects.update(request.path_params["id"], changes, version)
+    except PreconditionFailed as stale:
+        return _precondition_failed(stale)
+    await remember_project(request, doc.json)
+    return _document(doc)
+
+
+def _precondition_failed(error: PreconditionFailed) -> Response:
+    """412: the contract's error sentence merged into the current row, with its ETag."""
+    head = encode_json({"error": str(error)})
+    body = head[:-1] + b"," + error.current[1:]
+    return raw_json_response(body, 412, [("etag", etag(error.version))])
 
 
 async def delete_project(request: Request) -> Response:

@@ -1,0 +1,146 @@
+"""Files served from disk: one ``Range``, ``ETag`` / ``If-None-Match``, chunks read off the loop.
+
+Range handling follows RFC 9110 section 14: one range (``a-b``, ``a-``, or the suffix
+``-n``) gets 206 with ``Content-Range``; a range that starts past the end gets 416 with
+``Content-Range: bytes */size``; a header that is malformed, or asks for several ranges,
+is ignored and the whole file is sent (which the RFC allows, and which spares the
+server multipart/byteranges). ``If-Range`` that does not match the current ETag also
+sends the whole file, so a client never splices two versions of a file.
+
+The ETag is the file's size and modification time, so it changes when the file does
+and needs no read of the content. The file is opened once and its size taken from that
+open descriptor, so a file replaced mid-request is served consistently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import stat as file_stat
+from collections.abc import AsyncIterator
+from email.utils import formatdate
+from pathlib import Path
+from typing import BinaryIO
+
+from core.errors import NotFound
+from server.http.request import Request
+from server.http.response import HeaderList, Response, StreamingResponse, encode_json
+
+CHUNK = 256 * 1024
+_RANGE = re.compile(r"bytes=([0-9]*)-([0-9]*)")
+
+
+def etag_of(stat: os.stat_result) -> str:
+    return f'"{stat.st_size:x}-{stat.st_mtime_ns:x}"'
+
+
+def parse_range(header: str | None, size: int) -> tuple[int, int] | None | bool:
+    """The inclusive byte range ``(first, last)`` asked for, None to send it all, False if unsatisfiable."""
+    if header is None:
+        return None
+    match = _RANGE.fullmatch(header.strip().replace(" ", ""))
+    if match is None:
+        return None  # malformed or several ranges: ignore the header
+    first, last = match.groups()
+    if not first:
+        if not last:
+            return None
+        suffix = int(last)
+        if suffix == 0 or size == 0:
+            return False
+        return max(0, size - suffix), size - 1
+    start = int(first)
+    end = int(last) if last else size - 1
+    if last and end < start:
+        return None  # "5-3" is invalid syntax, not an unsatisfiable range
+    if start >= size:
+        return False
+    return start, min(end, size - 1)
+
+
+def etag_matches(header: str, etag: str) -> bool:
+    """``If-None-Match`` semantics: weak comparison over a list, ``*`` matches anything."""
+    if header.strip() == "*":
+        return True
+    strong = etag.removeprefix("W/")
+    return any(candidate.strip().removeprefix("W/") == strong for candidate in header.split(","))
+
+
+async def serve_file(request: Request, path: Path, content_type: str, *,
+                     extra_headers: HeaderList | None = None) -> Response | StreamingResponse:
+    """Answer GET/HEAD for ``path`` (NotFound, 404, when it is not a readable regular file)."""
+    loop = asyncio.get_running_loop()
+    try:
+        file, stat = await loop.run_in_executor(None, _open, path)
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError):
+        raise NotFound(f"Video {path.name} not found") from None
+    try:
+        return _respond(request, file, stat, content_type, extra_headers or [])
+    except BaseException:
+        file.close()
+        raise
+
+
+def _open(path: Path) -> tuple[BinaryIO, os.stat_result]:
+    file: BinaryIO = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by the chunk iterator
+    stat = os.fstat(file.fileno())
+    if not file_stat.S_ISREG(stat.st_mode):
+        file.close()
+        raise IsADirectoryError(path)
+    return file, stat
+
+
+def _respond(request: Request, file: BinaryIO, stat: os.stat_result, content_type: str,
+             extra: HeaderList) -> Response | StreamingResponse:
+    size = stat.st_size
+    etag = etag_of(stat)
+    headers: HeaderList = [("etag", etag), ("last-modified", formatdate(stat.st_mtime, usegmt=True)),
+                           ("accept-ranges", "bytes"), *extra]
+    if_none_match = request.headers.get("if-none-match")
+    if if_none_match is not None and etag_matches(if_none_match, etag):
+        file.close()
+        return Response(304, headers)
+    wanted = parse_range(request.headers.get("range"), size)
+    if_range = request.headers.get("if-range")
+    if wanted is not None and if_range is not None and if_range.strip() != etag:
+        wanted = None
+    if wanted is False:
+        file.close()
+        body = encode_json({"error": f"Range {request.headers.get('range')} is outside the file ({size} bytes)"})
+        return Response(416, [("content-type", "application/json"), ("content-range", f"bytes */{size}"),
+                              *headers], body)
+    headers.append(("content-type", content_type))
+    if isinstance(wanted, tuple):
+        first, last = wanted
+        status = 206
+        headers.append(("content-range", f"bytes {first}-{last}/{size}"))
+    else:
+        first, last, status = 0, size - 1, 200
+    length = last - first + 1
+    if request.method == "HEAD":
+        file.close()
+        return StreamingResponse(status, headers, _empty(), length)
+    return StreamingResponse(status, headers, read_chunks(file, first, length), length)
+
+
+async def _empty() -> AsyncIterator[bytes]:
+    return
+    yield b""  # pragma: no cover - makes this an async generator
+
+
+async def read_chunks(file: BinaryIO, offset: int, length: int) -> AsyncIterator[bytes]:
+    """``length`` bytes of ``file`` from ``offset``, CHUNK at a time, read in a thread; closes it."""
+    loop = asyncio.get_running_loop()
+    fd = file.fileno()
+    try:
+        while length > 0:
+            data = await loop.run_in_executor(None, os.pread, fd, min(CHUNK, length), offset)
+            if not data:
+                # The file shrank under us: cut the response short rather than pad it.
+                raise OSError(f"file ended {length} bytes early")
+            offset += len(data)
+            length -= len(data)
+            yield data
+    finally:
+        file.close()

@@ -1,0 +1,278 @@
+"""tus 1.0 at ``/api/uploads/``: core protocol plus creation, termination and checksum.
+
+``POST`` creates an upload (``Upload-Length``, ``Upload-Metadata`` with ``filename`` and
+``filetype``), ``HEAD`` tells its offset, ``PATCH`` appends at that offset (409 when the
+client's ``Upload-Offset`` is not the server's, 460 when ``Upload-Checksum`` does not
+match: the bytes of that PATCH are then dropped), ``DELETE`` terminates it. A PATCH cut
+off by the network keeps what arrived (unless it carried a checksum, which can no longer
+be checked), so the client resumes from ``HEAD``'s offset.
+
+The PATCH that completes an upload probes it like a multipart upload: a video is moved
+into the media directory under a new name (headers ``Upload-Video-Filename`` and
+``Upload-Video-Url``, and ``GET /api/uploads/{id}`` returns ``{filename, url, metadata}``);
+anything else is removed and answered 415/422. Progress goes to WebSocket followers
+under the operation id from metadata ``operationId``, else ``upload-<id>``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable
+from email.utils import formatdate
+from typing import TYPE_CHECKING
+
+from core import storage
+from server.handlers.media import UploadProgress, operation_id, store_upload
+from server.http.request import Request
+from server.http.response import AnyResponse, HTTPError, Response, json_response
+from server.tus import (CHECKSUM_ALGORITHMS, DEFAULT_TTL, TUS_EXTENSIONS, TUS_VERSION, TusError, TusStore, Upload,
+                        parse_checksum, parse_metadata, parse_offset)
+
+if TYPE_CHECKING:
+    from server.app import App
+
+log = logging.getLogger("nve.tus")
+
+TUS_DIR = ".tus"
+CHECKSUM_MISMATCH = 460
+OFFSET_CONTENT_TYPE = "application/offset+octet-stream"
+_RESUMABLE = ("tus-resumable", TUS_VERSION)
+TusHandler = Callable[[Request, TusStore], Awaitable[AnyResponse]]
+
+
+def install_tus(app: App, ttl: float = DEFAULT_TTL, cleanup_interval: float = 600.0) -> TusStore:
+    """Create ``app.tus`` (the store), mount the routes, and clean up expired uploads periodically."""
+    store = TusStore(app.settings.media_path / TUS_DIR, ttl)
+    app.tus = store  # type: ignore[attr-defined]
+    register_tus_routes(app)
+    cleaner: list[asyncio.Task[None]] = []
+
+    async def start() -> None:
+        cleaner.append(asyncio.get_running_loop().create_task(_clean_periodically(app, store, cleanup_interval)))
+
+    async def stop() -> None:
+        for task in cleaner:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        cleaner.clear()
+
+    app.on_startup.append(start)
+    app.on_shutdown.append(stop)
+    return store
+
+
+def register_tus_routes(app: App) -> None:
+    add = app.router.add
+    for base in ("/api/uploads", "/api/uploads/"):
+        add("OPTIONS", base, _tus(options))
+        add("POST", base, _tus(create), rate_limited=True)
+    add("OPTIONS", "/api/uploads/{id}", _tus(options))
+    add("GET", "/api/uploads/{id}", _tus(head_or_status))  # HEAD comes here too
+    add("PATCH", "/api/uploads/{id}", _tus(patch), body_limit=app.settings.upload_limit)
+    add("DELETE", "/api/uploads/{id}", _tus(terminate))
+
+
+async def clean_once(app: App, store: TusStore) -> None:
+    """Remove expired tus uploads and multipart temporaries left by a crashed process."""
+    loop = asyncio.get_running_loop()
+    removed = await loop.run_in_executor(None, store.cleanup)
+    stale = await loop.run_in_executor(None, storage.remove_stale,
+                                       app.settings.media_path / storage.UPLOADS_DIR, store.ttl)
+    if removed or stale:
+        log.info("removed %d expired tus uploads and %d stale upload files", len(removed), len(stale))
+
+
+async def _clean_periodically(app: App, store: TusStore, interval: float) -> None:
+    while True:
+        try:
+            await clean_once(app, store)
+        except Exception:
+            log.exception("cleaning up expired uploads failed")
+        await asyncio.sleep(interval)
+
+
+def _tus(handler: TusHandler) -> Callable[[Request], Awaitable[AnyResponse]]:
+    """Give every response (errors too) ``Tus-Resumable`` and turn TusError into JSON."""
+
+    @functools.wraps(handler)
+    async def wrapped(request: Request) -> AnyResponse:
+        store: TusStore = request.app.tus  # type: ignore[union-attr]
+        try:
+            if request.method != "OPTIONS":
+                _check_version(request)
+            response = await handler(request, store)
+        except TusError as error:
+            raise HTTPError(error.status, error.message, headers=[_RESUMABLE]) from None
+        except HTTPError as error:
+            error.headers.append(_RESUMABLE)
+            raise
+        response.headers.append(_RESUMABLE)
+        return response
+
+    return wrapped
+
+
+def _check_version(request: Request) -> None:
+    version = request.headers.get("tus-resumable")
+    if version != TUS_VERSION:
+        raise HTTPError(412, f"Tus-Resumable must be {TUS_VERSION} (got {version or 'none'})",
+                        headers=[("tus-version", TUS_VERSION)])
+
+
+def _operation_id(upload: Upload) -> str:
+    return operation_id(upload.metadata.get("operationId"), f"upload-{upload.id}")
+
+
+def _expires(store: TusStore) -> tuple[str, str]:
+    """For an upload changed just now: when it expires unless touched again."""
+    return "upload-expires", formatdate(time.time() + store.ttl, usegmt=True)
+
+
+async def options(request: Request, store: TusStore) -> AnyResponse:
+    assert request.app is not None
+    return Response(204, [("tus-version", TUS_VERSION), ("tus-extension", TUS_EXTENSIONS),
+                          ("tus-max-size", str(request.app.settings.upload_limit)),
+                          ("tus-checksum-algorithm", ",".join(CHECKSUM_ALGORITHMS))])
+
+
+async def create(request: Request, store: TusStore) -> AnyResponse:
+    assert request.app is not None
+    if request.headers.get("upload-defer-length") is not None:
+        raise TusError(400, "Upload-Defer-Length is not supported: send Upload-Length")
+    length = parse_offset(request.headers.get("upload-length"), "Upload-Length")
+    limit = request.app.settings.upload_limit
+    if length > limit:
+        raise TusError(413, f"Upload-Length {length} is over the upload limit of {limit} bytes")
+    if length == 0:
+        raise TusError(415, "An empty upload is not a video")
+    metadata = parse_metadata(request.headers.get("upload-metadata"))
+    filetype = metadata.get("filetype", "")
+    if filetype and not filetype.startswith("video/") and filetype != "application/octet-stream":
+        raise TusError(415, f"Only videos can be uploaded, not {filetype}")
+    loop = asyncio.get_running_loop()
+    upload = await loop.run_in_executor(None, store.create, length, metadata)
+    return Response(201, [("location", f"/api/uploads/{upload.id}"), ("upload-offset", "0"), _expires(store)])
+
+
+async def _get(store: TusStore, upload_id: str) -> Upload:
+    upload = await asyncio.get_running_loop().run_in_executor(None, store.get, upload_id)
+    if upload is None:
+        raise TusError(404, "Upload not found")
+    return upload
+
+
+async def head_or_status(request: Request, store: TusStore) -> AnyResponse:
+    """HEAD: the tus offset. GET: the upload as JSON (with the stored video once complete)."""
+    upload_id = request.path_params["id"]
+    try:
+        # Waiting for the lock lets a PATCH cut off a moment ago write its last bytes first.
+        async with store.locked(upload_id):
+            upload = await _get(store, upload_id)
+    except TusError as error:
+        if error.status != 423:
+            raise
+        upload = await _get(store, upload_id)
+    headers = [("upload-offset", str(upload.offset)), ("upload-length", str(upload.length)),
+               ("cache-control", "no-store")]
+    if request.method == "HEAD":
+        return Response(200, headers)
+    return json_response({"id": upload.id, "length": upload.length, "offset": upload.offset,
+                          "metadata": upload.metadata, "complete": upload.complete, **(upload.result or {})},
+                         headers=headers)
+
+
+async def patch(request: Request, store: TusStore) -> AnyResponse:
+    app = request.app
+    assert app is not None
+    content_type = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+    if content_type != OFFSET_CONTENT_TYPE:
+        raise TusError(415, f"PATCH needs Content-Type: {OFFSET_CONTENT_TYPE}")
+    offset = parse_offset(request.headers.get("upload-offset"), "Upload-Offset")
+    checksum = parse_checksum(request.headers.get("upload-checksum"))
+    upload_id = request.path_params["id"]
+    async with store.locked(upload_id):
+        upload = await _get(store, upload_id)
+        if offset != upload.offset:
+            raise HTTPError(409, f"Upload-Offset {offset} does not match the upload's offset {upload.offset}",
+                            headers=[("upload-offset", str(upload.offset))])
+        if upload.complete:
+            return _patched(store, upload, offset)
+        remaining = upload.length - offset
+        if request.content_length is not None and request.content_length > remaining:
+            raise TusError(413, f"The PATCH body is {request.content_length} bytes but only "
+                                f"{remaining} remain of the upload")
+        written = await _append(request, store, upload, checksum, remaining)
+        upload.offset = offset + written
+        if upload.offset == upload.length:
+            await _finish(request, store, upload)
+        return _patched(store, upload, upload.offset)
+
+
+async def _append(request: Request, store: TusStore, upload: Upload, checksum: tuple[str, bytes] | None,
+                  remaining: int) -> int:
+    """Write the PATCH body at the upload's offset; return how many bytes were written."""
+    assert request.app is not None
+    part = store.part_path(upload.id)
+    hasher = CHECKSUM_ALGORITHMS[checksum[0]]() if checksum else None
+    writer = await storage.AsyncFileWriter.open(part, "r+b", offset=upload.offset, hasher=hasher)
+    progress = UploadProgress(request.app, _operation_id(upload), upload.length, done=upload.offset)
+    loop = asyncio.get_running_loop()
+    try:
+        async for chunk in request.stream():
+            if writer.written + len(chunk) > remaining:
+                raise TusError(413, f"The PATCH body is longer than the {remaining} bytes that remain")
+            await writer.write(chunk)
+            await progress.advance(len(chunk))
+    except BaseException as error:
+        # Cut off by the network without a checksum: keep what came, the client resumes there.
+        keep = checksum is None and isinstance(error, (ConnectionError, asyncio.CancelledError))
+        if keep:
+            await asyncio.shield(writer.close())
+        else:
+            await asyncio.shield(writer.abort())
+            await asyncio.shield(loop.run_in_executor(None, os.truncate, part, upload.offset))
+        raise
+    await writer.close()
+    if checksum is not None and hasher is not None and hasher.digest() != checksum[1]:
+        await loop.run_in_executor(None, os.truncate, part, upload.offset)
+        raise TusError(CHECKSUM_MISMATCH, f"Upload-Checksum ({checksum[0]}) does not match the PATCH body")
+    return writer.written
+
+
+async def _finish(request: Request, store: TusStore, upload: Upload) -> None:
+    """The last byte arrived: store the upload as a video, or remove it and refuse it."""
+    app = request.app
+    assert app is not None
+    progress = UploadProgress(app, _operation_id(upload), upload.length, done=upload.length)
+    loop = asyncio.get_running_loop()
+    try:
+        result = await store_upload(app, store.part_path(upload.id), upload.metadata.get("filename"))
+    except HTTPError as error:
+        await loop.run_in_executor(None, store.remove, upload.id)
+        await progress.fail(error.message)
+        raise
+    await loop.run_in_executor(None, store.mark_complete, upload, result)
+    await progress.complete(result)
+
+
+def _patched(store: TusStore, upload: Upload, offset: int) -> Response:
+    headers = [("upload-offset", str(offset))]
+    if upload.result is not None:
+        headers += [("upload-video-filename", upload.result["filename"]), ("upload-video-url", upload.result["url"])]
+    else:
+        headers.append(_expires(store))
+    return Response(204, headers)
+
+
+async def terminate(request: Request, store: TusStore) -> AnyResponse:
+    upload_id = request.path_params["id"]
+    async with store.locked(upload_id):
+        await _get(store, upload_id)
+        await asyncio.get_running_loop().run_in_executor(None, store.remove, upload_id)
+    return Response(204, [])
