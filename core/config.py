@@ -15,6 +15,8 @@ from urllib.parse import quote
 
 import platformdirs
 
+from core.jobs.settings import JobSettings
+
 MiB = 1 << 20
 
 
@@ -55,6 +57,9 @@ class Settings:
     rate_limit_uploads: int = 300
     rate_limit_window: float = 60.0
 
+    jobs: JobSettings = dataclasses.field(default_factory=JobSettings)
+    """The job queue's and workers' knobs (``NVE_JOB_*``, see core/jobs/settings.py)."""
+
     db_pool_max: int = 20
     db_idle_timeout: float = 30.0
     db_connect_timeout: float = 2.0
@@ -87,6 +92,7 @@ class Settings:
         if "NVE_TRUSTED_PROXIES" in env:
             values["trusted_proxies"] = _split_list(env["NVE_TRUSTED_PROXIES"])
         values["bench"] = env.get("NVE_BENCH") == "1"
+        values["jobs"] = JobSettings.from_env(env)
         for name, field, kind in _NUMERIC_ENV:
             if name in env:
                 values[field] = kind(env[name])

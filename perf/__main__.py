@@ -7,6 +7,12 @@ import sys
 
 SCENARIOS = {
     "http-crud": "perf.http_crud",
+    "ws-fanout": "perf.ws_bench",
+    "cache": "perf.cache_bench",
+    "jobs": "perf.jobs_bench",
+    "upload": "perf.upload_bench",
+    "media": "perf.media_bench",
+    "render": "perf.render_bench",
 }
 
 

@@ -152,10 +152,10 @@ def cli(*args: str) -> Callable[[], object]:
     return lambda: subprocess.run([ffmpeg(), "-v", "error", "-y", *args], check=True)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
-    runs = parser.parse_args().runs
+    runs = parser.parse_args(argv).runs
     clip = make_clip()
     out = {name: RESULTS / f"media-{name}.mp4" for name in
            ("copy", "copy-cli", "one", "two", "one-cli", "two-cli", "smart", "full", "full-cli")}

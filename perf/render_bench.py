@@ -193,12 +193,12 @@ def bench_peaks(clip: Path) -> list[tuple[str, float, str]]:
     return rows
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3, help="paired runs per operation (median reported)")
     parser.add_argument("--preset", default="veryfast")
     parser.add_argument("--threads", type=int, default=default_threads())
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     clip = make_clip()
     version = subprocess.run([ffmpeg(), "-version"], capture_output=True, text=True).stdout.split("\n")[0]
     print(f"clip {CLIP.name}; PyAV {av.__version__} (FFmpeg {av.ffmpeg_version_info}); CLI: {version}; "

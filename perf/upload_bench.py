@@ -200,14 +200,14 @@ async def bench(megabytes: int, runs: int) -> None:
         await admin.close()
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--client":
         client_main(int(sys.argv[2]), Path(sys.argv[3]), sys.argv[4])
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mb", type=int, default=256, help="payload size in MB (default 256)")
     parser.add_argument("--runs", type=int, default=3)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     import uvloop
 
     uvloop.run(bench(args.mb, args.runs))

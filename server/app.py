@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from core.config import Settings
 from core.db.pool import Database
@@ -23,6 +24,12 @@ from server.handlers.metrics import record_request
 from server.handlers.session import enforce_rate_limit
 from server.routing import Router
 
+if TYPE_CHECKING:
+    from core.jobs.queue import JobQueue
+    from core.media.pool import MediaPool
+    from server.tus import TusStore
+    from server.ws.hub import Hub
+
 access_log = logging.getLogger("nve.access")
 log = logging.getLogger("nve.app")
 
@@ -30,6 +37,12 @@ Hook = Callable[[], Awaitable[None]]
 
 
 class App:
+    # Services that register() installs (server/handlers/__init__.py):
+    hub: Hub
+    jobs: JobQueue
+    media_pool: MediaPool
+    tus: TusStore
+
     def __init__(self, settings: Settings, db: Database) -> None:
         from server.handlers import register
         from server.handlers.metadata import pooled_probe

@@ -1,4 +1,4 @@
-"""The ``nve`` command: ``serve`` and ``migrate``."""
+"""The ``nve`` command: ``serve``, ``migrate`` and ``worker``."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import uvloop
 from core.config import Settings
 from core.db.migrations import migrate
 from server.lifecycle import database_url, serve
+from server.worker_cli import add_worker_command, run_worker
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -29,6 +30,8 @@ def _parser() -> argparse.ArgumentParser:
 
     migrate_cmd = commands.add_parser("migrate", help="apply pending migrations and exit")
     migrate_cmd.add_argument("--data-dir", type=Path, help="data directory (env NVE_DATA_DIR)")
+
+    add_worker_command(commands)
     return parser
 
 
@@ -41,7 +44,11 @@ def main(argv: list[str] | None = None) -> int:
         overrides.update(host=args.host, port=args.port, workers=args.workers)
         if args.no_access_log:
             logging.getLogger("nve.access").setLevel(logging.WARNING)
+    elif args.command == "worker":
+        overrides.update(workers=args.workers)
     settings = Settings.from_env(**overrides)
+    if args.command == "worker":
+        return run_worker(settings)
     with database_url(settings) as dsn:
         if args.command == "migrate":
             applied = uvloop.run(migrate(dsn))

@@ -276,6 +276,93 @@ def _tus_paths() -> dict[str, dict[str, Any]]:
 
 PATHS.update(_tus_paths())
 
+JOB_SCHEMAS = {
+    "Accepted": {
+        "type": "object", "required": ["operationId", "operation", "status"],
+        "properties": {"operationId": {"type": "string", "examples": ["trim-5f0c..."]},
+                       "operation": {"enum": ["trim", "split", "process"]},
+                       "status": {"enum": ["queued", "running", "done", "failed", "cancelled"]}},
+    },
+    "TrimRequest": {
+        "type": "object", "required": ["filename", "startTime", "endTime"],
+        "properties": {"filename": {"type": "string"}, "startTime": {"type": "number", "minimum": 0},
+                       "endTime": {"type": "number", "minimum": 0},
+                       "mode": {"enum": ["copy", "accurate"], "default": "copy"}},
+    },
+    "SplitRequest": {
+        "type": "object", "required": ["filename", "splitTime"],
+        "properties": {"filename": {"type": "string"}, "splitTime": {"type": "number", "exclusiveMinimum": 0},
+                       "mode": {"enum": ["copy", "accurate"], "default": "copy"}},
+    },
+    "ProcessRequest": {
+        "type": "object",
+        "description": "Either projectId (its video and timelineState.edits) or filename with edits.",
+        "properties": {"projectId": {"type": "integer"}, "filename": {"type": "string"},
+                       "edits": {"type": "array", "items": {"$ref": "#/components/schemas/EditOperation"}},
+                       "output": {"type": "string", "maxLength": 100,
+                                  "description": "The result file's name starts with this"}},
+    },
+    "OutputFile": {
+        "type": "object", "required": ["filename", "url", "duration"],
+        "properties": {"filename": {"type": "string"}, "url": {"type": "string"}, "duration": {"type": "number"}},
+    },
+    "Job": {
+        "type": "object",
+        "required": ["operationId", "operation", "status", "progress", "attempts", "maxAttempts",
+                     "cancelRequested", "createdAt", "updatedAt"],
+        "properties": {
+            "operationId": {"type": "string"}, "operation": {"enum": ["trim", "split", "process"]},
+            "status": {"enum": ["queued", "running", "done", "failed", "cancelled"]},
+            "progress": {"type": "number", "minimum": 0, "maximum": 100},
+            "message": {"type": ["string", "null"]},
+            "result": {"allOf": [{"$ref": "#/components/schemas/OutputFile"}],
+                       "description": "When done; trim adds cut {start, end}, split adds parts and cut {at}",
+                       "additionalProperties": True},
+            "error": {"type": "string", "description": "When failed or cancelled"},
+            "attempts": {"type": "integer"}, "maxAttempts": {"type": "integer"},
+            "cancelRequested": {"type": "boolean"},
+            "createdAt": {"type": "string", "format": "date-time"},
+            "updatedAt": {"type": "string", "format": "date-time"},
+            "startedAt": {"type": ["string", "null"], "format": "date-time"},
+            "finishedAt": {"type": ["string", "null"], "format": "date-time"},
+        },
+    },
+}
+
+IDEMPOTENCY_KEY = {"name": "Idempotency-Key", "in": "header", "required": False,
+                   "schema": {"type": "string", "maxLength": 255},
+                   "description": "A key used before returns the job it created"}
+OPERATION_ID = path_param("operationId", {"type": "string"})
+
+
+def _edit(summary: str, body: str) -> dict[str, Any]:
+    return {"post": _op(summary, {
+        "202": _json({"$ref": "#/components/schemas/Accepted"}, "Queued"),
+        "400": _error("A field is missing or invalid (named in 'field')"),
+        "404": _error("Unknown video or project")},
+        body={"$ref": f"#/components/schemas/{body}"}, params=[IDEMPOTENCY_KEY], tags=["jobs"])}
+
+
+JOB_PATHS = {
+    "/api/edit/trim": _edit("Trim a video to [startTime, endTime)", "TrimRequest"),
+    "/api/edit/split": _edit("Split a video in two at splitTime", "SplitRequest"),
+    "/api/edit/process": _edit("Render an edit list into one MP4", "ProcessRequest"),
+    "/api/jobs/{operationId}": {"get": _op("A job's state", {
+        "200": _json({"$ref": "#/components/schemas/Job"}, "The job"),
+        "404": _error("Unknown job")}, params=[OPERATION_ID], tags=["jobs"])},
+    "/api/jobs/{operationId}/cancel": {"post": _op("Cancel a queued or running job", {
+        "200": _json({"$ref": "#/components/schemas/Job"}, "Cancelled (it was queued)"),
+        "202": _json({"$ref": "#/components/schemas/Job"}, "Its worker was asked to stop (it was running)"),
+        "404": _error("Unknown job"), "409": _error("Already finished (jobStatus says how)")},
+        params=[OPERATION_ID], tags=["jobs"])},
+}
+
+SCHEMAS.update(JOB_SCHEMAS)
+PATHS.update(JOB_PATHS)
+PATHS["/ws"] = {"get": _op("WebSocket upgrade: live job progress (CONTRACT.md section 3)", {
+    "101": {"description": "Switching Protocols"}, "400": _error("Bad handshake"),
+    "403": _error("Origin not allowed"), "426": _error("Unsupported WebSocket version")}, tags=["realtime"])}
+
 
 def document() -> dict[str, Any]:
     return {

@@ -163,3 +163,23 @@ async def start_server(migrated_dsn: str, tmp_path: Path):
 async def server(start_server):
     """A running server with default settings; ``server.port`` is where it listens."""
     return await start_server()
+
+
+@pytest.fixture(scope="session")
+def shared_pool():
+    """One warm media worker pool for the whole session: warming one (``import av``) costs
+    more than most tests, so servers under test use this one instead of their own."""
+    from core.media.pool import MediaPool
+
+    pool = MediaPool(1)
+    asyncio.run(pool.start())
+    yield pool
+    asyncio.run(pool.close())
+
+
+@pytest.fixture(scope="session")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2 s 320x240 H.264/AAC MP4."""
+    from tests.media.clips import make_clip
+
+    return make_clip(tmp_path_factory.mktemp("clips") / "clip.mp4", seconds=2.0)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from server.handlers import health, media, metadata, metrics, openapi, projects, session, static, tus
+from server.handlers import health, jobs, media, metadata, metrics, openapi, projects, session, static, tus
+from server.ws import endpoint
 
 if TYPE_CHECKING:
     from server.app import App
@@ -31,3 +32,6 @@ def register(app: App) -> None:
     session.register_session_routes(app)
     metadata.register_metadata_routes(app)
     metrics.register_metrics_routes(app)
+    # The hub first: the jobs hooks start after it and stop before it.
+    app.hub = endpoint.install(app)
+    jobs.install(app, app.hub)

@@ -88,5 +88,5 @@ def raw_json_response(body: bytes, status: int = 200, headers: HeaderList | None
     return Response(status, all_headers, body)
 
 
-def error_response(status: int, message: str, **extra: Any) -> Response:
+def error_response(status: int, message: str, /, **extra: Any) -> Response:
     return json_response({"error": message, **extra}, status)

@@ -1,9 +1,5 @@
-"""A running server with the Redis services, on the test's private Redis.
-
-Until the lead wires :class:`core.kv.services.KvServices` into the App, the fixture
-installs it and the routes on the running server (what the wiring will do at start-up);
-once ``app.kv`` exists it is used as it is. Either way misses are probed the production
-way, in the media worker pool (the session-wide one of the media API tests).
+"""A running server with the Redis services on the test's private Redis and small rate
+limits; metadata misses are probed the production way, in the session's warm media pool.
 """
 
 from __future__ import annotations
@@ -14,14 +10,10 @@ from pathlib import Path
 import pytest
 
 from core.kv.connection import RedisConnection
-from core.kv.services import KvServices, RateLimits
-from server.handlers.metadata import pooled_probe, register_metadata_routes
-from server.handlers.metrics import register_metrics_routes
-from server.handlers.session import enforce_rate_limit, register_session_routes, remember_project
+from core.kv.services import RateLimits
+from server.handlers.session import enforce_rate_limit, remember_project
 from server.http.request import Request
 from server.http.response import Response, encode_json, json_response
-from tests.media.clips import make_clip
-from tests.media_api.conftest import shared_pool  # noqa: F401 (a fixture, used below)
 
 TEST_LIMITS = RateLimits(writes=5, uploads=2, window=2.0)
 
@@ -48,12 +40,6 @@ async def kv(redis_url: str) -> AsyncIterator[RedisConnection]:
     await connection.close()
 
 
-@pytest.fixture(scope="session")
-def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 2 s 320x240 H.264/AAC MP4."""
-    return make_clip(tmp_path_factory.mktemp("clips") / "clip.mp4", seconds=2.0)
-
-
 @pytest.fixture
 def kv_server_factory(start_server, redis_url: str, clip: Path, shared_pool):
     """``await kv_server_factory(**settings)``: a server using the private Redis.
@@ -62,18 +48,12 @@ def kv_server_factory(start_server, redis_url: str, clip: Path, shared_pool):
     """
 
     async def factory(**overrides: object):
-        server = await start_server(redis_url=redis_url, **overrides)
+        settings: dict[str, object] = {
+            "redis_url": redis_url, "rate_limit_writes": TEST_LIMITS.writes,
+            "rate_limit_uploads": TEST_LIMITS.uploads, "rate_limit_window": TEST_LIMITS.window}
+        server = await start_server(**{**settings, **overrides})
         app = server.app
-        if getattr(app, "media_pool", None) is None:
-            app.media_pool = shared_pool
-        if getattr(app, "kv", None) is None:
-            app.kv = KvServices(redis_url, app.db, app.settings.media_path, pooled_probe(app),
-                                limits=TEST_LIMITS)
-            register_session_routes(app)
-            register_metadata_routes(app)
-            register_metrics_routes(app)
-            await app.kv.start()
-            app.on_shutdown.append(app.kv.close)
+        app.media_pool = shared_pool  # warm already: misses probe without a cold start
         app.router.add("POST", "/api/_test/limited", limited)
         app.router.add("POST", "/api/upload/_test", limited)
         app.router.add("POST", "/api/_test/opened/{id:int}", opened)

@@ -1,0 +1,281 @@
+"""JobQueue: the jobs table as a durable queue with leases (sql/003_jobs.sql).
+
+Life of a job::
+
+    enqueue -> queued -> claim -> running --complete--> done
+                  ^                 |  \\--fail-------> failed
+                  |                 |   \\--cancelled-> cancelled
+                  +--hand_back------+
+                  +--reap (lease expired, attempts left; else failed with the reason)
+
+- enqueue is one INSERT (the trigger NOTIFYs); an idempotency key already used returns
+  the job it created instead of a new one.
+- claim takes the oldest queued job with ``SELECT ... FOR UPDATE SKIP LOCKED``, so two
+  workers never take the same job and never wait on each other, and counts the attempt.
+- A claim is a lease: the worker renews it with :meth:`heartbeat`; every write of a worker
+  names its ``lease_owner`` and changes nothing once the lease was lost (reaped), so a
+  worker that was presumed dead cannot overwrite the job's new life.
+- :meth:`reap` returns expired leases to the queue, or fails the job once its attempts
+  are spent (a worker killed with SIGKILL never says goodbye).
+- Cancel: a queued job is cancelled at once; a running one gets ``cancel_requested`` and
+  its worker stops cooperatively and records the cancellation.
+
+The queue borrows connections through ``acquire`` (``Database.acquire`` on the server, a
+pool's ``acquire`` in a worker) and holds none between calls.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+Acquire = Callable[[], AbstractAsyncContextManager[asyncpg.Connection]]
+
+FINISHED = frozenset({"done", "failed", "cancelled"})
+CANCELLED_TEXT = "The operation was cancelled"
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    operation_id: str
+    operation: str
+    params: dict[str, Any]
+    status: str
+    progress: float
+    message: str | None
+    result: dict[str, Any] | None
+    error: str | None
+    attempts: int
+    max_attempts: int
+    lease_owner: str | None
+    cancel_requested: bool
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: asyncpg.Record) -> Job:
+        return cls(row["operation_id"], row["operation"], json.loads(row["params"]), row["status"],
+                   row["progress"], row["message"],
+                   json.loads(row["result"]) if row["result"] is not None else None, row["error"],
+                   row["attempts"], row["max_attempts"], row["lease_owner"], row["cancel_requested"],
+                   row["created_at"], row["updated_at"], row["started_at"], row["finished_at"])
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED
+
+    def to_api(self) -> dict[str, Any]:
+        """The shape of ``GET /api/jobs/:operationId``."""
+        body: dict[str, Any] = {
+            "operationId": self.operation_id, "operation": self.operation, "status": self.status,
+            "progress": self.progress, "message": self.message,
+            "attempts": self.attempts, "maxAttempts": self.max_attempts,
+            "cancelRequested": self.cancel_requested,
+            "createdAt": _iso(self.created_at), "updatedAt": _iso(self.updated_at),
+            "startedAt": _iso(self.started_at), "finishedAt": _iso(self.finished_at),
+        }
+        if self.status == "done":
+            body["result"] = self.result
+        elif self.error is not None:
+            body["error"] = self.error
+        return body
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
+_FIELDS = ("operation_id", "operation", "params::text AS params", "status", "progress", "message",
+           "result::text AS result", "error", "attempts", "max_attempts", "lease_owner", "cancel_requested",
+           "created_at", "updated_at", "started_at", "finished_at")
+
+
+def _columns(prefix: str = "") -> str:
+    return ", ".join(prefix + field for field in _FIELDS)
+
+
+_COLUMNS = _columns()
+
+_INSERT = f"""
+INSERT INTO jobs (operation_id, operation, params, max_attempts, idempotency_key, message)
+VALUES ($1, $2, $3::jsonb, $4, $5, 'Queued')
+ON CONFLICT (idempotency_key) DO NOTHING
+RETURNING {_COLUMNS}"""
+
+_BY_KEY = f"SELECT {_COLUMNS} FROM jobs WHERE idempotency_key = $1"
+_BY_ID = f"SELECT {_COLUMNS} FROM jobs WHERE operation_id = $1"
+
+_CLAIM = f"""
+WITH next AS (
+  SELECT operation_id FROM jobs WHERE status = 'queued'
+  ORDER BY created_at, operation_id LIMIT 1 FOR UPDATE SKIP LOCKED)
+UPDATE jobs j SET status = 'running', attempts = j.attempts + 1, lease_owner = $1,
+  lease_expires_at = now() + make_interval(secs => $2), started_at = coalesce(j.started_at, now()),
+  message = 'Started', updated_at = now()
+FROM next WHERE j.operation_id = next.operation_id
+RETURNING {_columns("j.")}"""
+
+_HEARTBEAT = """
+UPDATE jobs SET lease_expires_at = now() + make_interval(secs => $3)
+WHERE operation_id = $1 AND lease_owner = $2 AND status = 'running'
+RETURNING cancel_requested"""
+
+# 100 belongs to the moment the job is done (see the trigger in sql/003_jobs.sql).
+RUNNING_MAX_PROGRESS = 99.9
+
+_PROGRESS = f"""
+UPDATE jobs SET progress = least(greatest(progress, $3), {RUNNING_MAX_PROGRESS}), message = $4,
+  updated_at = now()
+WHERE operation_id = $1 AND lease_owner = $2 AND status = 'running'"""
+
+# The worker's final word; a lost lease or a cancel that came first makes it a no-op.
+_FINISH = """
+UPDATE jobs SET status = $3, result = $4::jsonb, error = $5,
+  progress = CASE WHEN $3 = 'done' THEN 100 ELSE progress END,
+  lease_owner = NULL, lease_expires_at = NULL, finished_at = now(), updated_at = now()
+WHERE operation_id = $1 AND lease_owner = $2 AND status = 'running'
+  AND ($3 = 'cancelled' OR NOT cancel_requested)"""
+
+_HAND_BACK = """
+UPDATE jobs SET status = 'queued', attempts = greatest(attempts - 1, 0), lease_owner = NULL,
+  lease_expires_at = NULL, message = 'Requeued (worker stopped)', updated_at = now()
+WHERE operation_id = $1 AND lease_owner = $2 AND status = 'running' AND NOT cancel_requested"""
+
+_CANCEL = f"""
+UPDATE jobs SET cancel_requested = true,
+  status = CASE WHEN status = 'queued' THEN 'cancelled' ELSE status END,
+  error = CASE WHEN status = 'queued' THEN '{CANCELLED_TEXT}' ELSE error END,
+  finished_at = CASE WHEN status = 'queued' THEN now() ELSE finished_at END,
+  updated_at = now()
+WHERE operation_id = $1 AND status IN ('queued', 'running')
+RETURNING {_COLUMNS}"""
+
+_EXPIRED = f"""
+SELECT {_COLUMNS} FROM jobs WHERE status = 'running' AND lease_expires_at < now()
+FOR UPDATE SKIP LOCKED"""
+
+_REAP = f"""
+UPDATE jobs j SET
+  status = CASE WHEN j.cancel_requested THEN 'cancelled'
+                WHEN j.attempts >= j.max_attempts THEN 'failed' ELSE 'queued' END,
+  error = CASE WHEN j.cancel_requested THEN '{CANCELLED_TEXT}'
+               WHEN j.attempts >= j.max_attempts THEN format(
+                 'The worker running this job stopped responding (lease expired) on each of %s attempts',
+                 j.attempts)
+               ELSE j.error END,
+  message = CASE WHEN j.cancel_requested OR j.attempts >= j.max_attempts THEN j.message
+                 ELSE 'Requeued (worker lost)' END,
+  finished_at = CASE WHEN j.cancel_requested OR j.attempts >= j.max_attempts THEN now() END,
+  lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
+WHERE j.operation_id = any($1::text[])
+RETURNING {_columns("j.")}"""
+
+
+class JobQueue:
+    def __init__(self, acquire: Acquire, max_attempts: int = 3) -> None:
+        self._acquire = acquire
+        self.max_attempts = max_attempts
+
+    async def enqueue(self, operation_id: str, operation: str, params: dict[str, Any],
+                      idempotency_key: str | None = None) -> tuple[Job, bool]:
+        """Insert a queued job; returns it and True, or the key's existing job and False."""
+        async with self._acquire() as connection:
+            row = await connection.fetchrow(_INSERT, operation_id, operation, json.dumps(params),
+                                            self.max_attempts, idempotency_key)
+            if row is not None:
+                return Job.from_row(row), True
+            row = await connection.fetchrow(_BY_KEY, idempotency_key)
+        return Job.from_row(row), False
+
+    async def get(self, operation_id: str) -> Job | None:
+        async with self._acquire() as connection:
+            row = await connection.fetchrow(_BY_ID, operation_id)
+        return Job.from_row(row) if row is not None else None
+
+    async def event(self, operation_id: str) -> tuple[str, Any] | None:
+        """The WebSocket message for the job's current state: ``(type, data)``, or None if unknown."""
+        async with self._acquire() as connection:
+            text = await connection.fetchval(
+                "SELECT nve_job_event(j) FROM jobs j WHERE operation_id = $1", operation_id)
+        if text is None:
+            return None
+        message = json.loads(text)
+        return message["type"], message["data"]
+
+    async def events_since(self, since: datetime) -> list[tuple[str, Any]]:
+        """The current message of every job changed since ``since`` (catch-up after a lost LISTEN)."""
+        async with self._acquire() as connection:
+            rows = await connection.fetch(
+                "SELECT nve_job_event(j) AS event FROM jobs j WHERE updated_at >= $1 ORDER BY updated_at",
+                since)
+        return [(m["type"], m["data"]) for m in (json.loads(row["event"]) for row in rows)]
+
+    async def cancel(self, operation_id: str) -> Job | None:
+        """Cancel a queued job now, or ask a running one's worker to stop; None if neither applies."""
+        async with self._acquire() as connection:
+            row = await connection.fetchrow(_CANCEL, operation_id)
+        return Job.from_row(row) if row is not None else None
+
+    # -- the worker's side ------------------------------------------------------------------
+
+    async def claim(self, worker_id: str, lease_seconds: float) -> Job | None:
+        async with self._acquire() as connection:
+            row = await connection.fetchrow(_CLAIM, worker_id, lease_seconds)
+        return Job.from_row(row) if row is not None else None
+
+    async def heartbeat(self, operation_id: str, worker_id: str, lease_seconds: float) -> bool | None:
+        """Renew the lease; returns whether a cancel was requested, or None if the lease is lost."""
+        async with self._acquire() as connection:
+            return await connection.fetchval(_HEARTBEAT, operation_id, worker_id, lease_seconds)
+
+    async def progress(self, operation_id: str, worker_id: str, percent: float, message: str | None) -> bool:
+        """Record progress (never lower than recorded, below 100 until done); False if the lease is lost."""
+        async with self._acquire() as connection:
+            status = await connection.execute(_PROGRESS, operation_id, worker_id, percent, message)
+        return status == "UPDATE 1"
+
+    async def complete(self, operation_id: str, worker_id: str, result: dict[str, Any]) -> bool:
+        """Mark done with ``result``; False if the lease was lost or a cancel came first."""
+        return await self._finish(operation_id, worker_id, "done", json.dumps(result), None)
+
+    async def fail(self, operation_id: str, worker_id: str, error: str) -> bool:
+        return await self._finish(operation_id, worker_id, "failed", None, error)
+
+    async def finish_cancelled(self, operation_id: str, worker_id: str) -> bool:
+        return await self._finish(operation_id, worker_id, "cancelled", None, CANCELLED_TEXT)
+
+    async def hand_back(self, operation_id: str, worker_id: str) -> bool:
+        """Requeue a job this worker stops running (shutdown); the attempt does not count."""
+        async with self._acquire() as connection:
+            status = await connection.execute(_HAND_BACK, operation_id, worker_id)
+        return status == "UPDATE 1"
+
+    async def reap(self, clean_up: Callable[[Job], None]) -> list[Job]:
+        """Requeue (or fail, attempts spent; or cancel, if asked) every job whose lease expired.
+
+        ``clean_up(job)`` removes what the lost attempt left (``attempts`` is its number)
+        while the row is still locked, so nobody sees the job failed with a partial file
+        beside it. Returns the jobs as they are now.
+        """
+        async with self._acquire() as connection, connection.transaction():
+            expired = [Job.from_row(row) for row in await connection.fetch(_EXPIRED)]
+            if not expired:
+                return []
+            for job in expired:
+                clean_up(job)
+            rows = await connection.fetch(_REAP, [job.operation_id for job in expired])
+        return [Job.from_row(row) for row in rows]
+
+    async def _finish(self, operation_id: str, worker_id: str, status: str, result: str | None,
+                      error: str | None) -> bool:
+        async with self._acquire() as connection:
+            outcome = await connection.execute(_FINISH, operation_id, worker_id, status, result, error)
+        return outcome == "UPDATE 1"

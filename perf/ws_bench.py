@@ -1,0 +1,386 @@
+"""WebSocket fan-out: N clients each receiving K broadcasts through the bench hook.
+
+    python -m perf.ws_bench --clients 100,1000,5000,10000 --count 50 --processes 2
+
+For every N it starts a fresh server (``nve serve`` with ``NVE_BENCH=1``, a throwaway
+database, pinned to CPU ``--server-cpu``), connects N clients from ``--processes`` client
+processes (pinned to the other CPUs), measures the server's RSS before and after (idle
+connections), then ``POST /api/_bench/broadcast {count: K}`` and records, for every
+message at every client, ``receive time - sentAt``. Meanwhile one probe client sends
+JSON pings every 10 ms and records the pong round trip: how long the server's loop
+makes a client wait while it fans out.
+
+Reported: latency p50 / p99 / max, delivered vs expected, RSS per connection, ping RTT
+p50 / p99 / max, and the CPU share of the busiest client process: above 90 % the client
+saturated and the latency figures include its own backlog (they are then an upper bound
+on the server's). The clients are minimal asyncio protocols (no WebSocket library: the
+frames are parsed by hand, ``sentAt`` is read without a JSON parse) so that they cost as
+little as possible.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import multiprocessing
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+from array import array
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import uvloop
+
+from perf.stats import print_table, summarize, write_json
+
+PG_ADMIN = os.environ.get("NVE_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+SENT_AT = b'"sentAt":'
+PONG_EMPTY = b"\x8a\x80\x00\x00\x00\x00"  # a masked (zero key) empty pong
+CONNECT_BATCH = 250
+
+
+def _handshake(host: str, port: int) -> bytes:
+    key = base64.b64encode(os.urandom(16)).decode()
+    return (f"GET /ws HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode()
+
+
+def _masked_text(payload: bytes) -> bytes:
+    """A client text frame with the all-zero mask (legal, and the payload needs no XOR)."""
+    size = len(payload)
+    head = bytes((0x81, 0x80 | size)) if size < 126 else struct.pack("!BBH", 0x81, 0x80 | 126, size)
+    return head + b"\0\0\0\0" + payload
+
+
+class FrameReader:
+    """Splits unmasked server frames; returns (opcode, payload) of every complete one."""
+
+    __slots__ = ("buffer",)
+
+    def __init__(self) -> None:
+        self.buffer = b""
+
+    def feed(self, data: bytes) -> list[tuple[int, bytes]]:
+        buffer = self.buffer + data if self.buffer else data
+        frames = []
+        offset, end = 0, len(buffer)
+        while end - offset >= 2:
+            size = buffer[offset + 1] & 0x7F
+            start = offset + 2
+            if size == 126:
+                if end - offset < 4:
+                    break
+                size = (buffer[offset + 2] << 8) | buffer[offset + 3]
+                start = offset + 4
+            elif size == 127:
+                if end - offset < 10:
+                    break
+                size = struct.unpack_from("!Q", buffer, offset + 2)[0]
+                start = offset + 10
+            if start + size > end:
+                break
+            frames.append((buffer[offset] & 0x0F, buffer[start:start + size]))
+            offset = start + size
+        self.buffer = buffer[offset:]
+        return frames
+
+
+class BenchClient(asyncio.Protocol):
+    """One connection: records ``now - sentAt`` of every bench message, answers pings."""
+
+    def __init__(self, sink: Sink) -> None:
+        self.sink = sink
+        self.transport: asyncio.Transport | None = None
+        self.head = b""
+        self.upgraded = False
+        self.reader = FrameReader()
+        self.ready = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        now = time.time() * 1000
+        if not self.upgraded:
+            self.head += data
+            if b"\r\n\r\n" not in self.head:
+                return
+            head, _, data = self.head.partition(b"\r\n\r\n")
+            if not head.startswith(b"HTTP/1.1 101"):
+                self.ready.set_exception(ConnectionError(head.split(b"\r\n")[0].decode()))
+                return
+            self.upgraded = True
+        for opcode, payload in self.reader.feed(data):
+            if opcode == 0x1:
+                at = payload.find(SENT_AT)
+                if at >= 0:
+                    self.sink.latencies.append(now - float(payload[at + 9:-2]))
+                elif not self.ready.done():
+                    self.ready.set_result(None)  # the welcome
+            elif opcode == 0x9:
+                self.transport.write(PONG_EMPTY)  # type: ignore[union-attr]
+            elif opcode == 0x8:
+                self.sink.closed += 1
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.ready.done():
+            self.ready.set_exception(ConnectionError("closed before the welcome"))
+
+
+@dataclass
+class Sink:
+    latencies: array = field(default_factory=lambda: array("d"))
+    closed: int = 0
+
+
+async def _connect_all(host: str, port: int, count: int, sink: Sink) -> list[BenchClient]:
+    loop = asyncio.get_running_loop()
+    clients: list[BenchClient] = []
+    for first in range(0, count, CONNECT_BATCH):
+        batch = []
+        for _ in range(min(CONNECT_BATCH, count - first)):
+            _, client = await loop.create_connection(lambda: BenchClient(sink), host, port)
+            client.transport.write(_handshake(host, port))  # type: ignore[union-attr]
+            batch.append(client)
+        await asyncio.wait_for(asyncio.gather(*(c.ready for c in batch)), 60)
+        clients.extend(batch)
+    return clients
+
+
+async def _client_main(host: str, port: int, count: int, expected: int, ready: multiprocessing.Queue,
+                       go: multiprocessing.Event, out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    sink = Sink()
+    clients = await _connect_all(host, port, count, sink)
+    ready.put(len(clients))
+    while not go.is_set():
+        await asyncio.sleep(0.01)
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    deadline = time.monotonic() + 120
+    last_count, last_change = 0, time.monotonic()
+    while len(sink.latencies) < expected and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+        if len(sink.latencies) != last_count:
+            last_count, last_change = len(sink.latencies), time.monotonic()
+        elif last_count and time.monotonic() - last_change > 5:
+            break  # quiet for 5 s: whatever is missing is not coming
+    busy = sink.latencies and (time.perf_counter() - wall0)
+    cpu = (time.process_time() - cpu0) / busy if busy else 0.0
+    out.put((sink.latencies.tobytes(), sink.closed, cpu))
+    for client in clients:
+        client.transport.abort()  # type: ignore[union-attr]
+
+
+def _client_process(cpu: int | None, *args: object) -> None:
+    if cpu is not None:
+        os.sched_setaffinity(0, {cpu})
+    uvloop.run(_client_main(*args))  # type: ignore[arg-type]
+
+
+async def _probe(host: str, port: int, stop: asyncio.Event) -> list[float]:
+    """JSON ping every 10 ms on one more connection; returns the round trips in seconds."""
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(_handshake(host, port))
+    await reader.readuntil(b"\r\n\r\n")
+    frames = FrameReader()
+    rtts: list[float] = []
+    sent: dict[int, float] = {}
+
+    async def receive() -> None:
+        while data := await reader.read(65536):
+            now = time.perf_counter()
+            for opcode, payload in frames.feed(data):
+                if opcode == 0x1 and payload.startswith(b'{"type":"pong"'):
+                    started = sent.pop(json.loads(payload)["data"], None)
+                    if started is not None:
+                        rtts.append(now - started)
+                elif opcode == 0x9:
+                    writer.write(PONG_EMPTY)
+
+    receiving = asyncio.create_task(receive())
+    serial = 0
+    while not stop.is_set():
+        serial += 1
+        sent[serial] = time.perf_counter()
+        writer.write(_masked_text(b'{"type":"ping","data":%d}' % serial))
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.2)
+    receiving.cancel()
+    writer.close()
+    return rtts
+
+
+# -- the server under test ---------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+async def _admin(statement: str) -> None:
+    import asyncpg
+
+    admin = await asyncpg.connect(PG_ADMIN)
+    try:
+        await admin.execute(statement)
+    finally:
+        await admin.close()
+
+
+class Server:
+    """``nve serve`` in a child process, pinned to one CPU, with the bench hook on."""
+
+    def __init__(self, database: str, cpu: int | None, redis_url: str, data_dir: Path,
+                 script: Path | None = None) -> None:
+        self.port = _free_port()
+        base, _, _ = PG_ADMIN.rpartition("/")
+        env = {**os.environ, "NVE_BENCH": "1", "DATABASE_URL": f"{base}/{database}", "REDIS_URL": redis_url,
+               "NVE_WORKERS": "0"}
+        entry = [str(script)] if script is not None else ["-m", "server.cli"]
+        command = [sys.executable, *entry, "--log-level", "WARNING", "serve", "--host", "127.0.0.1",
+                   "--port", str(self.port), "--data-dir", str(data_dir), "--no-access-log"]
+        if cpu is not None:
+            command = ["taskset", "-c", str(cpu), *command]
+        self.process = subprocess.Popen(command, env=env)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=1):
+                    break
+            except (urllib.error.URLError, OSError):
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError("the server did not start") from None
+                time.sleep(0.1)
+
+    def broadcast(self, count: int, operation_id: str) -> None:
+        body = json.dumps({"count": count, "operationId": operation_id}).encode()
+        request = urllib.request.Request(f"http://127.0.0.1:{self.port}/api/_bench/broadcast", data=body,
+                                         method="POST", headers={"content-type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 202, response.status
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+# -- one round ---------------------------------------------------------------------------
+
+
+def run_round(server: Server, clients: int, count: int, processes: int, client_cpus: list[int]) -> dict[str, object]:
+    context = multiprocessing.get_context("spawn")
+    ready, out = context.Queue(), context.Queue()
+    go = context.Event()
+    shares = [clients // processes + (1 if i < clients % processes else 0) for i in range(processes)]
+    workers = []
+    for index, share in enumerate(s for s in shares if s):
+        cpu = client_cpus[index % len(client_cpus)] if client_cpus else None
+        worker = context.Process(target=_client_process,
+                                 args=(cpu, "127.0.0.1", server.port, share, share * count, ready, go, out))
+        worker.start()
+        workers.append(worker)
+    rss_before = _rss_kib(server.process.pid)
+    connected = sum(ready.get(timeout=300) for _ in workers)
+    time.sleep(1.0)  # let the server settle before reading its memory
+    rss_after = _rss_kib(server.process.pid)
+
+    async def drive() -> list[float]:
+        stop = asyncio.Event()
+        probe = asyncio.create_task(_probe("127.0.0.1", server.port, stop))
+        await asyncio.sleep(0.2)
+        go.set()
+        await asyncio.to_thread(server.broadcast, count, f"bench-{clients}-{uuid.uuid4().hex[:8]}")
+        results = [await asyncio.to_thread(out.get, True, 300) for _ in workers]
+        stop.set()
+        rtts = await probe
+        drive.results = results  # type: ignore[attr-defined]
+        return rtts
+
+    rtts = uvloop.run(drive())
+    results = drive.results  # type: ignore[attr-defined]
+    for worker in workers:
+        worker.join(30)
+    latencies = array("d")
+    closed = 0
+    cpu = 0.0
+    for raw, lost, share in results:
+        latencies.frombytes(raw)
+        closed += lost
+        cpu = max(cpu, share)
+    fanout = summarize([v / 1000 for v in latencies])
+    ping = summarize(rtts)
+    return {
+        "clients": connected, "delivered": len(latencies), "expected": connected * count,
+        "p50_ms": fanout["p50_ms"], "p99_ms": fanout["p99_ms"], "max_ms": fanout["max_ms"],
+        "rss_kib_per_conn": (rss_after - rss_before) / max(1, connected),
+        "ping_p50_ms": ping["p50_ms"], "ping_p99_ms": ping["p99_ms"], "ping_max_ms": ping["max_ms"],
+        "pings": len(rtts), "closed_by_server": closed, "client_cpu": round(cpu * 100),
+        "client_saturated": cpu > 0.9,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m perf.ws_bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--clients", default="100,1000,5000,10000", help="comma-separated N values")
+    parser.add_argument("--count", type=int, default=50, help="broadcasts per round (K)")
+    parser.add_argument("--processes", type=int, default=2, help="client processes")
+    parser.add_argument("--server-cpu", type=int, default=0, help="CPU the server is pinned to (-1: none)")
+    parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+                        help="Redis of the server (its bus); an unreachable one means local delivery only")
+    parser.add_argument("--server-script", type=Path,
+                        help="run this script (same arguments as `nve`) instead of `python -m server.cli`")
+    parser.add_argument("--json", type=Path, help="also write the rows here")
+    args = parser.parse_args(argv)
+    server_cpu = None if args.server_cpu < 0 else args.server_cpu
+    client_cpus = sorted(os.sched_getaffinity(0) - ({server_cpu} if server_cpu is not None else set()))
+    os.sched_setaffinity(0, set(client_cpus) or os.sched_getaffinity(0))
+    database = f"nve_ws_bench_{uuid.uuid4().hex[:8]}"
+    asyncio.run(_admin(f'CREATE DATABASE "{database}"'))
+    data_dir = Path(tempfile.mkdtemp(prefix=database))
+    rows = []
+    try:
+        for clients in (int(n) for n in args.clients.split(",")):
+            server = Server(database, server_cpu, args.redis_url, data_dir, args.server_script)
+            try:
+                row = run_round(server, clients, args.count, args.processes, client_cpus)
+            finally:
+                server.stop()
+            rows.append(row)
+            print_table([row], list(row))
+            sys.stdout.flush()
+    finally:
+        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+        shutil.rmtree(data_dir, ignore_errors=True)
+    print()
+    print_table(rows, ["clients", "delivered", "expected", "p50_ms", "p99_ms", "max_ms", "rss_kib_per_conn",
+                       "ping_p50_ms", "ping_p99_ms", "ping_max_ms", "client_cpu", "client_saturated"])
+    write_json(args.json, rows)
+
+
+if __name__ == "__main__":
+    main()

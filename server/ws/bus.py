@@ -1,0 +1,257 @@
+"""ProgressBus: how a job message published on one node reaches the hubs of every node.
+
+:class:`LocalBus` delivers within the process. :class:`RedisBus` (used whenever Redis is
+configured) delivers locally at once, then PUBLISHes on a shared channel, each message
+prefixed with the publishing node's id so a node skips its own echo. With the publish it
+also SETs the message as the operation's latest state (with a TTL; see latest.py).
+
+Redis down: local delivery goes on untouched. Messages for other nodes wait in a
+:class:`Backlog` (progress coalesced per operation, finals kept; at most
+``outage_limit`` operations) and are sent when Redis answers again. The subscriber
+reconnects with the contract's backoff, ``min(n * 50 ms, 2 s)``, and then calls the
+``on_resume`` listeners with the time it was cut off: pub/sub does not replay, so the
+hub re-reads the latest state of every operation that moved since (the sender records
+each operation's last update in the ``recent_key`` sorted set for this).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from typing import Protocol
+
+from prometheus_client import Counter, Gauge
+from redis.asyncio import Redis
+from redis.backoff import AbstractBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry
+
+from core.kv.breaker import reconnect_delay
+from core.metrics import REGISTRY
+from server.ws.backlog import Backlog
+from server.ws.latest import latest_key, recent_key
+from server.ws.messages import BadMessage, Envelope, parse_envelope
+
+log = logging.getLogger(__name__)
+
+Deliver = Callable[[Envelope], None]
+Resume = Callable[[float], None]
+"""Called with the epoch ms since which this node may have missed messages."""
+
+RESUME_MARGIN_MS = 5000.0
+"""Extra look-back on resume, for clock skew between nodes."""
+
+BUS_PUBLISHED = Counter("nve_ws_bus_published_total", "Job messages sent to Redis for other nodes",
+                        registry=REGISTRY)
+BUS_RECEIVED = Counter("nve_ws_bus_received_total", "Job messages received from other nodes",
+                       registry=REGISTRY)
+BUS_DROPPED = Counter("nve_ws_bus_dropped_total",
+                      "Job messages for other nodes dropped: coalesced during a Redis outage or over its limit",
+                      registry=REGISTRY)
+BUS_FAILURES = Counter("nve_ws_bus_failures_total", "Failed Redis publish or subscribe attempts",
+                       registry=REGISTRY)
+BUS_UP = Gauge("nve_ws_bus_subscribed", "1 while this node is subscribed to the Redis channel",
+               registry=REGISTRY)
+
+
+class ProgressBus(Protocol):
+    @property
+    def state(self) -> str:
+        """``local`` (no Redis), ``up`` (subscribed to Redis) or ``down`` (reconnecting)."""
+        ...
+
+    def listen(self, deliver: Deliver, on_resume: Resume | None = None) -> None: ...
+    def publish(self, envelope: Envelope) -> None: ...
+    async def start(self) -> None: ...
+    async def close(self) -> None: ...
+
+
+class _Listeners:
+    """The listener lists both buses share."""
+
+    def __init__(self) -> None:
+        self._deliver: list[Deliver] = []
+        self._resume: list[Resume] = []
+
+    def listen(self, deliver: Deliver, on_resume: Resume | None = None) -> None:
+        self._deliver.append(deliver)
+        if on_resume is not None:
+            self._resume.append(on_resume)
+
+    def _deliver_all(self, envelope: Envelope) -> None:
+        for deliver in self._deliver:
+            try:
+                deliver(envelope)
+            except Exception:  # one broken listener must not starve the others
+                log.exception("bus listener failed on %s", envelope.type)
+
+
+class LocalBus(_Listeners):
+    """Delivery within this process only: one node, no Redis."""
+
+    state = "local"
+
+    def publish(self, envelope: Envelope) -> None:
+        self._deliver_all(envelope)
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+
+class _LinearBackoff(AbstractBackoff):
+    """The contract's reconnect backoff: ``min(n * 50 ms, 2 s)``."""
+
+    def reset(self) -> None:
+        return None
+
+    def compute(self, failures: int) -> float:
+        return reconnect_delay(failures)
+
+
+def create_redis(url: str) -> Redis:
+    """A client per the contract: 2 s connect timeout, at most 3 retries a command, then fail."""
+    return Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2,
+                          retry=Retry(_LinearBackoff(), 3),
+                          retry_on_error=[RedisConnectionError, RedisTimeoutError])
+
+
+class RedisBus(_Listeners):
+    """See the module docstring. It owns ``redis``: :meth:`close` closes it."""
+
+    def __init__(self, redis: Redis, channel: str = "nve:ws", latest_ttl: int = 3600,
+                 outage_limit: int = 10_000) -> None:
+        super().__init__()
+        self._redis = redis
+        self._channel = channel
+        self._ttl = latest_ttl
+        self._outage_limit = outage_limit
+        self._node = uuid.uuid4().hex.encode()
+        self._pending: Backlog[Envelope] = Backlog()
+        self._down = False  # coalesce waiting progress only while Redis fails, never when merely busy
+        self._wake = asyncio.Event()
+        self.subscribed = asyncio.Event()
+        """Set while the subscription to the channel is live."""
+        self._first_attempt = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def state(self) -> str:
+        return "up" if self.subscribed.is_set() else "down"
+
+    async def start(self, wait: float = 2.0) -> None:
+        """Start the sender and the subscriber; wait (at most ``wait`` s) for the first attempt.
+
+        Whether it succeeded or not: with Redis down the node serves locally and the
+        subscriber keeps trying in the background.
+        """
+        self._tasks = [asyncio.create_task(self._send_loop(), name="ws-bus-send"),
+                       asyncio.create_task(self._listen_loop(), name="ws-bus-listen")]
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._first_attempt.wait(), wait)
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        if self._tasks:  # bounded: shutdown must not hang on a task that cannot finish
+            await asyncio.wait(self._tasks, timeout=2.0)
+        self._tasks = []
+        BUS_UP.set(0)
+        await self._redis.aclose()
+
+    def publish(self, envelope: Envelope) -> None:
+        self._deliver_all(envelope)
+        if self._pending.put(envelope, len(envelope.payload), envelope.operation_id if self._down else None):
+            BUS_DROPPED.inc()
+        self._wake.set()
+
+    async def _send_loop(self) -> None:
+        failures = 0
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while len(self._pending):
+                batch = self._pending.take_all()
+                now = time.time() * 1000
+                recent = recent_key(self._channel)
+                try:
+                    async with self._redis.pipeline(transaction=False) as pipe:
+                        for _, envelope, _ in batch:
+                            pipe.set(latest_key(self._channel, envelope.operation_id), envelope.payload,
+                                     ex=self._ttl)
+                            pipe.publish(self._channel, self._node + b"|" + envelope.payload)
+                        pipe.zadd(recent, {envelope.operation_id: now for _, envelope, _ in batch})
+                        pipe.zremrangebyscore(recent, 0, now - self._ttl * 1000)
+                        await pipe.execute()
+                except (RedisError, OSError) as error:
+                    failures += 1
+                    self._down = True
+                    BUS_FAILURES.inc()
+                    log.debug("Redis publish failed (%d): %s", failures, error)
+                    self._pending.put_back(batch)
+                    while len(self._pending) > self._outage_limit:
+                        self._pending.popleft()
+                        BUS_DROPPED.inc()
+                    await asyncio.sleep(reconnect_delay(failures))
+                    continue
+                failures = 0
+                self._down = False
+                BUS_PUBLISHED.inc(len(batch))
+
+    async def _listen_loop(self) -> None:
+        failures = 0
+        lost_at = time.time() * 1000  # a node starting cut off may have missed what came before
+        while True:
+            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self._channel)
+                if failures:
+                    self._resumed(lost_at - RESUME_MARGIN_MS)
+                failures = 0
+                self.subscribed.set()
+                self._first_attempt.set()
+                BUS_UP.set(1)
+                while True:
+                    message = await pubsub.get_message(timeout=1.0)
+                    if message is not None:
+                        self._received(message["data"])
+            except (RedisError, OSError) as error:
+                if not failures:
+                    lost_at = time.time() * 1000
+                failures += 1
+                BUS_FAILURES.inc()
+                log.debug("Redis subscription lost (%d): %s", failures, error)
+            finally:
+                self._first_attempt.set()
+                self.subscribed.clear()
+                BUS_UP.set(0)
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
+            await asyncio.sleep(reconnect_delay(failures))
+
+    def _received(self, data: bytes) -> None:
+        node, _, payload = data.partition(b"|")
+        if node == self._node:
+            return
+        try:
+            envelope = parse_envelope(payload)
+        except BadMessage as error:
+            log.warning("unreadable message on %s: %s", self._channel, error)
+            return
+        BUS_RECEIVED.inc()
+        self._deliver_all(envelope)
+
+    def _resumed(self, since_ms: float) -> None:
+        for resume in self._resume:
+            try:
+                resume(since_ms)
+            except Exception:
+                log.exception("bus resume listener failed")

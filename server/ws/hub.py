@@ -1,0 +1,235 @@
+"""The hub: every WebSocket client of this process, who follows what, and fan-out.
+
+Routing. A job message comes from the bus (published here or on another node). It passes
+:meth:`LatestState.admit` (the monotonic filter) or is dropped; then its frame is built
+once (:func:`text_frame`: serialized by the publisher, framed here) and the same bytes go
+to every client that follows the operation: the clients that never narrowed their
+subscriptions, plus the followers of that operationId.
+
+Subscriptions. An empty subscription set means "every operation" (the default); a
+client that subscribes follows only its set, and returns to every operation once it has
+unsubscribed from all. On subscribe the operation's latest state is sent at once: from
+memory without waiting, otherwise looked up (Redis, then the job-table fallback) and
+sent unless the operation moved on meanwhile (the client then already has newer).
+
+Writing. Frames are not written at once: each client collects them and the hub flushes
+the clients that have some, FLUSH_CHUNK per turn of the event loop. One fan-out still
+costs one write per client, but messages that follow one another while a fan-out is
+under way reach each client in one system call, and the loop stays responsive.
+
+Heartbeat. One timer for all clients: every ``ping_interval`` the same JSON ping plus a
+protocol ping is written to each client, and clients silent since the previous one are
+dropped (see protocol.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from typing import Any
+
+from server.ws import messages
+from server.ws.bus import LocalBus, ProgressBus, RedisBus, create_redis
+from server.ws.connection import PING_FRAME, text_frame
+from server.ws.latest import LatestState
+from server.ws.metrics import CLIENTS, SENT, STALE
+from server.ws.protocol import CLOSE_GOING_AWAY, WsProtocol
+from server.ws.settings import WsSettings
+
+log = logging.getLogger(__name__)
+
+FLUSH_CHUNK = 512
+"""Clients whose frames are written per event-loop turn before the loop may run others."""
+
+CATCH_UP_LIMIT = 1000
+"""Most operations re-read from Redis after the bus was cut off."""
+
+
+class Hub:
+    def __init__(self, settings: WsSettings | None = None, bus: ProgressBus | None = None,
+                 latest: LatestState | None = None) -> None:
+        self.settings = settings or WsSettings()
+        self.bus: ProgressBus = bus or LocalBus()
+        self.latest = latest or LatestState(self.settings.latest_max_entries, channel=self.settings.channel)
+        self.clients: dict[str, WsProtocol] = {}
+        self._everything: dict[WsProtocol, None] = {}  # clients with no subscription: all operations
+        self._followers: dict[str, dict[WsProtocol, None]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._heartbeat: asyncio.Task[None] | None = None
+        self._dirty: deque[WsProtocol] = deque()  # clients with frames waiting for flush()
+        self._flushing = False
+        self.bus.listen(self.deliver_local, self._catch_up)
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.bus.start()
+        self._heartbeat = asyncio.create_task(self._heartbeat_loop(), name="ws-heartbeat")
+
+    async def close(self, code: int = CLOSE_GOING_AWAY, timeout: float = 2.0) -> None:
+        """Close every client with ``code`` (1001 at shutdown), wait up to ``timeout`` s, stop."""
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            await asyncio.wait([self._heartbeat], timeout=1.0)
+            self._heartbeat = None
+        for client in tuple(self.clients.values()):
+            client.close(code, "server shutting down")
+        deadline = asyncio.get_running_loop().time() + timeout
+        while self.clients and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.02)
+        for client in tuple(self.clients.values()):
+            client.abort()
+        for task in tuple(self._tasks):
+            task.cancel()
+        await self.bus.close()
+
+    # -- the API the job system calls -------------------------------------------------------
+
+    async def publish(self, message_type: str, data: dict[str, Any]) -> None:
+        """Send a ``progress``/``complete``/``error`` message to its followers on every node.
+
+        ``data`` carries ``operationId`` (and ``progress`` 0..100 for progress); raises
+        :class:`~server.ws.messages.BadMessage` (a ValueError) when it does not.
+        """
+        self.bus.publish(messages.job_envelope(message_type, data))
+
+    # -- clients --------------------------------------------------------------------------
+
+    def attach(self, transport: asyncio.Transport, leftover: bytes = b"") -> WsProtocol:
+        """``Upgrade.on_switch``: a new client on ``transport``, fed the bytes already read."""
+        client = WsProtocol(self)
+        client.connection_made(transport)
+        if leftover:
+            client.data_received(leftover)
+        return client
+
+    def register(self, client: WsProtocol) -> None:
+        self.clients[client.client_id] = client
+        self._everything[client] = None
+        CLIENTS.inc()
+
+    def unregister(self, client: WsProtocol) -> None:
+        if self.clients.pop(client.client_id, None) is None:
+            return
+        CLIENTS.dec()
+        self._everything.pop(client, None)
+        for operation_id in client.subscriptions:
+            self._unfollow(client, operation_id)
+        client.subscriptions.clear()
+
+    def subscribe(self, client: WsProtocol, operation_ids: list[str]) -> None:
+        self._everything.pop(client, None)
+        for operation_id in operation_ids:
+            client.subscriptions.add(operation_id)
+            self._followers.setdefault(operation_id, {})[client] = None
+            known = self.latest.get(operation_id)
+            if known is not None:
+                client.send_job(operation_id, text_frame(known.payload), known.final)
+            else:
+                self.spawn(self._send_looked_up(client, operation_id))
+
+    def unsubscribe(self, client: WsProtocol, operation_ids: list[str]) -> None:
+        for operation_id in operation_ids:
+            if operation_id in client.subscriptions:
+                client.subscriptions.discard(operation_id)
+                self._unfollow(client, operation_id)
+        if not client.subscriptions and not client.closed:
+            self._everything[client] = None
+
+    def _unfollow(self, client: WsProtocol, operation_id: str) -> None:
+        followers = self._followers.get(operation_id)
+        if followers is not None:
+            followers.pop(client, None)
+            if not followers:
+                del self._followers[operation_id]
+
+    async def _send_looked_up(self, client: WsProtocol, operation_id: str) -> None:
+        found = await self.latest.lookup(operation_id)
+        if found is None or client.closed or operation_id not in client.subscriptions:
+            return
+        if self.latest.admit(found):  # refused: the operation moved on and the client has newer
+            client.send_job(operation_id, text_frame(found.payload), found.final)
+
+    # -- routing --------------------------------------------------------------------------
+
+    def deliver_local(self, envelope: messages.Envelope) -> None:
+        """Route a job message to this node's clients only.
+
+        For a transport that already reaches every node by itself (the job table's
+        NOTIFY); :meth:`publish` is the way to reach all nodes through the bus.
+        """
+        if not self.latest.admit(envelope):
+            STALE.inc()
+            return
+        frame = text_frame(envelope.payload)
+        operation_id = envelope.operation_id
+        final = envelope.final
+        # Copies: a client's close must not change a dict this loop walks.
+        targets = tuple(self._everything)
+        for client in targets:
+            client.send_job(operation_id, frame, final)
+        sent = len(targets)
+        followers = self._followers.get(operation_id)
+        if followers:
+            for client in tuple(followers):
+                client.send_job(operation_id, frame, final)
+            sent += len(followers)
+        SENT.inc(sent)
+
+
+    def mark_dirty(self, client: WsProtocol) -> None:
+        """``client`` has frames to write: flush it in the next turn of the loop."""
+        self._dirty.append(client)
+        if not self._flushing:
+            self._flushing = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        # A chunk per turn, so a fan-out to 10 000 sockets does not hold the loop for its
+        # whole duration: publishes that come meanwhile join the frames of the clients not
+        # yet written, which then get several messages in one system call.
+        dirty = self._dirty
+        for _ in range(min(FLUSH_CHUNK, len(dirty))):
+            dirty.popleft().flush()
+        if dirty:
+            asyncio.get_running_loop().call_soon(self._flush)
+        else:
+            self._flushing = False
+
+    def _catch_up(self, since_ms: float) -> None:
+        """After the bus was cut off: route the latest state of what moved meanwhile."""
+        self.spawn(self._catch_up_from_redis(since_ms))
+
+    async def _catch_up_from_redis(self, since_ms: float) -> None:
+        for operation_id in await self.latest.updated_since(since_ms, CATCH_UP_LIMIT):
+            found = await self.latest.fetch(operation_id)
+            if found is not None:
+                self.deliver_local(found)  # admit() drops what this node already had
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.ping_interval)
+            frame = text_frame(messages.heartbeat()) + PING_FRAME
+            for client in tuple(self.clients.values()):
+                client.heartbeat(frame)
+
+    def spawn(self, coroutine: Any) -> None:
+        """Run ``coroutine`` as a task the hub keeps (and cancels when it closes)."""
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("WebSocket hub task failed", exc_info=task.exception())
+
+
+def create_hub(settings: WsSettings, redis_url: str | None = None) -> Hub:
+    """A hub on the Redis bus when ``redis_url`` is given (Redis may be down), else in-process."""
+    if redis_url is None:
+        return Hub(settings)
+    redis = create_redis(redis_url)
+    return Hub(settings, RedisBus(redis, settings.channel, settings.latest_ttl),
+               LatestState(settings.latest_max_entries, redis, settings.channel))

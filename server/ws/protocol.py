@@ -1,0 +1,261 @@
+"""The asyncio protocol that owns a socket once the HTTP layer has switched it to WebSocket.
+
+It is thin: bytes go through :class:`WsConnection`, client messages are answered here
+(ping -> pong, subscribe/unsubscribe -> the hub, anything else -> an ``error`` message),
+and outgoing frames are written under a per-client byte budget:
+
+- frames sent during one turn of the event loop are written together, in one system
+  call, when the hub flushes (see hub.py): on a busy server the socket writes, not the
+  Python, are the cost of a fan-out;
+- the transport's high-water mark is ``client_budget_bytes``; while the transport has
+  paused us, frames wait in a :class:`Backlog` where a newer progress of an operation
+  replaces the older one (latest wins) and every other message (complete, error, pong,
+  heartbeat) is kept;
+- once the socket buffer plus the backlog pass ``client_hard_cap_bytes`` the client is
+  closed with 1013 (Try Again Later: reconnect, resubscribe, and the latest state of
+  each followed operation comes at once, so nothing final is lost);
+- a complete/error is written at most once per connection and operation.
+
+Liveness: any frame from the client counts as an answer. The hub's heartbeat calls
+:meth:`WsProtocol.heartbeat` every interval; a client silent since the previous one is
+closed with 1011. A socket whose close has not completed ``close_linger`` seconds after
+it began (the peer reads nothing) is aborted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from server.ws import messages
+from server.ws.backlog import Backlog
+from server.ws.connection import BinaryReceived, TextReceived, WsConnection, text_frame
+from server.ws.metrics import CLIENT_ERRORS, COALESCED, EVICTED
+
+if TYPE_CHECKING:
+    from server.ws.hub import Hub
+
+log = logging.getLogger(__name__)
+
+CLOSE_GOING_AWAY = 1001
+CLOSE_PING_TIMEOUT = 1011
+CLOSE_SLOW_CONSUMER = 1013
+MAX_IDS_PER_MESSAGE = 1000
+MAX_SUBSCRIPTIONS = 10_000
+MAX_OPERATION_ID = 256
+FINALS_REMEMBERED = 4096
+
+
+class WsProtocol(asyncio.Protocol):
+    """One WebSocket client of a :class:`Hub`; see the module docstring."""
+
+    __slots__ = ("_hub", "client_id", "_ws", "_transport", "_paused", "_backlog", "_finished",
+                 "subscriptions", "_alive", "_closing", "closed", "_budget", "_hard_cap", "_linger", "_out",
+                 "_dirty")
+
+    def __init__(self, hub: Hub) -> None:
+        settings = hub.settings
+        self._hub = hub
+        self.client_id = str(uuid.uuid4())
+        self._ws = WsConnection(settings.max_message_bytes, settings.max_fragments)
+        self._transport: asyncio.Transport | None = None
+        self._paused = False
+        self._out: list[bytes] = []  # frames for the next flush; empty while paused
+        self._dirty = False  # whether the hub has this client in its flush queue
+        self._backlog: Backlog[bytes] = Backlog()
+        self._finished: dict[str, None] = {}  # insertion-ordered set, oldest forgotten first
+        self.subscriptions: set[str] = set()
+        """Operations this client narrowed itself to; empty means it receives every operation."""
+        self._alive = True
+        self._closing = False
+        self.closed = False
+        """Whether the socket is gone."""
+        self._budget = settings.client_budget_bytes
+        self._hard_cap = settings.client_hard_cap_bytes
+        self._linger: asyncio.TimerHandle | None = None
+
+    # -- asyncio.Protocol ---------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports quack like asyncio.Transport without subclassing it.
+        self._transport = transport  # type: ignore[assignment]
+        self._transport.set_write_buffer_limits(high=self._budget)  # type: ignore[union-attr]
+        self._hub.register(self)
+        self.send_frame(text_frame(messages.welcome(self.client_id)))
+
+    def data_received(self, data: bytes) -> None:
+        self._alive = True
+        self._feed(data)
+
+    def eof_received(self) -> bool | None:
+        self._feed(None)
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._linger is not None:
+            self._linger.cancel()
+        self.closed = True
+        self._closing = True
+        self._out.clear()
+        self._backlog.take_all()
+        self._hub.unregister(self)
+
+    def pause_writing(self) -> None:
+        self._paused = True
+
+    def resume_writing(self) -> None:
+        self._paused = False
+        if len(self._backlog) and not self._closing:
+            assert self._transport is not None
+            self._transport.writelines([frame for _, frame, _ in self._backlog.take_all()])
+
+    # -- outgoing -----------------------------------------------------------------------
+
+    def send_job(self, operation_id: str, frame: bytes, final: bool) -> None:
+        """Write one job message's frame (the hub's hot path: keep it short)."""
+        if self._closing:
+            return
+        if final:
+            if operation_id in self._finished:
+                return
+            self._finished[operation_id] = None
+            if len(self._finished) > FINALS_REMEMBERED:
+                del self._finished[next(iter(self._finished))]
+        self.send_frame(frame, operation_id)
+
+    def send_frame(self, frame: bytes, operation_id: str | None = None) -> None:
+        """Write a frame: one client's own (welcome, pong, error, heartbeat), or a job's.
+
+        ``operation_id`` marks a job message, which a newer one of the same operation may
+        replace while the client is over budget.
+        """
+        if self._closing:
+            return
+        if self._paused:
+            self._queue(frame, operation_id)
+        else:
+            self._out.append(frame)
+            if not self._dirty:
+                self._dirty = True
+                self._hub.mark_dirty(self)
+
+    def flush(self) -> None:
+        """Write what was sent since the last flush in one system call (the hub calls this)."""
+        self._dirty = False
+        out = self._out
+        if not out or self._closing:
+            return
+        if len(out) == 1:
+            self._transport.write(out[0])  # type: ignore[union-attr]
+        else:
+            self._transport.writelines(out)  # type: ignore[union-attr]
+        out.clear()
+
+    def _queue(self, frame: bytes, operation_id: str | None) -> None:
+        if self._backlog.put(frame, len(frame), operation_id):
+            COALESCED.inc()
+        assert self._transport is not None
+        if self._backlog.nbytes + self._transport.get_write_buffer_size() > self._hard_cap:
+            EVICTED.labels("slow").inc()
+            self._backlog.take_all()
+            self.close(CLOSE_SLOW_CONSUMER, "slow consumer")
+
+    def heartbeat(self, frame: bytes) -> None:
+        """Called by the hub every ping interval with the JSON ping plus a protocol ping."""
+        if self._closing:
+            return
+        if not self._alive:
+            EVICTED.labels("ping_timeout").inc()
+            self.close(CLOSE_PING_TIMEOUT, "ping timeout")
+            return
+        self._alive = False
+        self.send_frame(frame)
+
+    def close(self, code: int = CLOSE_GOING_AWAY, reason: str = "") -> None:
+        """Send a close frame (past any budget) and close the socket once it is flushed."""
+        if self._closing:
+            return
+        self._ws.close(code, reason)
+        self._shut(self._ws.data_to_send())
+
+    def _shut(self, last: bytes) -> None:
+        # A peer that reads nothing would keep a closing socket (and its buffer) forever.
+        self._closing = True
+        assert self._transport is not None
+        self._out.append(last)
+        self._transport.writelines(self._out)
+        self._out.clear()
+        self._transport.close()
+        self._linger = asyncio.get_running_loop().call_later(self._hub.settings.close_linger, self.abort)
+
+    def abort(self) -> None:
+        """Drop the socket now, unsent data and all."""
+        self._closing = True
+        if self._transport is not None and not self.closed:
+            self._transport.abort()
+
+    # -- incoming -----------------------------------------------------------------------
+
+    def _feed(self, data: bytes | None) -> None:
+        events = self._ws.receive(data)
+        reply = self._ws.data_to_send()
+        if self._ws.closed:
+            if not self._closing:
+                self._shut(reply)
+            return
+        if reply:
+            self.send_frame(reply)
+        for event in events:
+            if isinstance(event, TextReceived):
+                self._on_text(event.text)
+            elif isinstance(event, BinaryReceived):
+                self._refuse("Binary messages are not supported: send JSON text")
+
+    def _on_text(self, text: str) -> None:
+        try:
+            message = messages.decode(text)
+        except msgspec.DecodeError:
+            self._refuse("Message is not valid JSON")
+            return
+        if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+            self._refuse('A message must be an object {"type": ..., "data": ...}')
+            return
+        kind = message["type"]
+        data = message.get("data")
+        try:
+            if kind == "ping":
+                self.send_frame(text_frame(messages.pong(data)))
+            elif kind == "pong":
+                pass  # an answer to our heartbeat; data_received already noted it
+            elif kind in ("subscribe", "unsubscribe"):
+                ids = self._operation_ids(data, adding=kind == "subscribe")
+                if ids is not None:
+                    if kind == "subscribe":
+                        self._hub.subscribe(self, ids)
+                    else:
+                        self._hub.unsubscribe(self, ids)
+            else:
+                self._refuse(f"Unknown message type {kind[:64]!r}")
+        except Exception:  # a bug here must cost this message, not the connection or the server
+            log.exception("WebSocket message %r from %s failed", kind[:64], self.client_id)
+            self._refuse("Internal error while handling the message")
+
+    def _operation_ids(self, data: Any, adding: bool) -> list[str] | None:
+        ids = data.get("operationIds") if isinstance(data, dict) else None
+        if (not isinstance(ids, list) or not ids or len(ids) > MAX_IDS_PER_MESSAGE
+                or not all(isinstance(i, str) and 0 < len(i) <= MAX_OPERATION_ID for i in ids)):
+            self._refuse(f"data.operationIds must be a list of 1 to {MAX_IDS_PER_MESSAGE} "
+                         f"non-empty strings of at most {MAX_OPERATION_ID} characters")
+            return None
+        if adding and len(self.subscriptions) + len(ids) > MAX_SUBSCRIPTIONS:
+            self._refuse(f"A connection may follow at most {MAX_SUBSCRIPTIONS} operations")
+            return None
+        return ids
+
+    def _refuse(self, text: str) -> None:
+        CLIENT_ERRORS.inc()
+        self.send_frame(text_frame(messages.protocol_error(text)))
