@@ -37,6 +37,7 @@ import msgspec
 from core.db.pool import Database
 from core.errors import Unavailable, ValidationError
 from core.kv.connection import KvUnavailable, RedisConnection
+from core.tasks import cancel_and_wait
 
 log = logging.getLogger("nve.sessions")
 
@@ -190,11 +191,8 @@ class SessionStore:
             self._cleaner = asyncio.get_running_loop().create_task(self._clean_periodically())
 
     async def close(self) -> None:
-        if self._cleaner is not None:
-            self._cleaner.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._cleaner
-            self._cleaner = None
+        await cancel_and_wait(self._cleaner)
+        self._cleaner = None
 
     async def _find_or_start(self, cookie: str | None) -> Session:
         """The live session ``cookie`` names, else a new one (not stored yet)."""

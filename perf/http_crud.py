@@ -11,7 +11,6 @@ figures measure the client rather than the server.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import multiprocessing
 import time

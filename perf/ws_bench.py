@@ -1,6 +1,7 @@
 """WebSocket fan-out: N clients each receiving K broadcasts through the bench hook.
 
     python -m perf.ws_bench --clients 100,1000,5000,10000 --count 50 --processes 2
+    python -m perf.ws_bench --clients 500 --nodes 3      # the cross-node bus: N clients over 3 nodes
 
 For every N it starts a fresh server (``nve serve`` with ``NVE_BENCH=1``, a throwaway
 database, pinned to CPU ``--server-cpu``), connects N clients from ``--processes`` client
@@ -9,6 +10,12 @@ connections), then ``POST /api/_bench/broadcast {count: K}`` and records, for ev
 message at every client, ``receive time - sentAt``. Meanwhile one probe client sends
 JSON pings every 10 ms and records the pong round trip: how long the server's loop
 makes a client wait while it fans out.
+
+With ``--nodes M`` it starts M servers sharing the database and Redis (all pinned to the
+same ``--server-cpu``, so the server side has the same CPU either way), spreads the N
+clients evenly over them and broadcasts on the first: the other nodes' clients get the
+messages through the Redis bus, and their latencies are reported apart (``bus_p50_ms``,
+``bus_p99_ms``) from those of the first node's clients (``local_*``).
 
 Reported: latency p50 / p99 / max, delivered vs expected, RSS per connection, ping RTT
 p50 / p99 / max, and the CPU share of the busiest client process: above 90 % the client
@@ -159,25 +166,33 @@ async def _connect_all(host: str, port: int, count: int, sink: Sink) -> list[Ben
     return clients
 
 
-async def _client_main(host: str, port: int, count: int, expected: int, ready: multiprocessing.Queue,
+async def _client_main(host: str, ports: list[int], count: int, expected: int, ready: multiprocessing.Queue,
                        go: multiprocessing.Event, out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
-    sink = Sink()
-    clients = await _connect_all(host, port, count, sink)
+    """``count`` clients spread evenly over the servers at ``ports``; reports latencies per server."""
+    sinks = [Sink() for _ in ports]
+    clients: list[BenchClient] = []
+    for index, (port, sink) in enumerate(zip(ports, sinks)):
+        share = count // len(ports) + (1 if index < count % len(ports) else 0)
+        clients += await _connect_all(host, port, share, sink)
     ready.put(len(clients))
+
+    def received() -> int:
+        return sum(len(s.latencies) for s in sinks)
+
     while not go.is_set():
         await asyncio.sleep(0.01)
     cpu0, wall0 = time.process_time(), time.perf_counter()
     deadline = time.monotonic() + 120
     last_count, last_change = 0, time.monotonic()
-    while len(sink.latencies) < expected and time.monotonic() < deadline:
+    while received() < expected and time.monotonic() < deadline:
         await asyncio.sleep(0.02)
-        if len(sink.latencies) != last_count:
-            last_count, last_change = len(sink.latencies), time.monotonic()
+        if received() != last_count:
+            last_count, last_change = received(), time.monotonic()
         elif last_count and time.monotonic() - last_change > 5:
             break  # quiet for 5 s: whatever is missing is not coming
-    busy = sink.latencies and (time.perf_counter() - wall0)
+    busy = received() and (time.perf_counter() - wall0)
     cpu = (time.process_time() - cpu0) / busy if busy else 0.0
-    out.put((sink.latencies.tobytes(), sink.closed, cpu))
+    out.put(([s.latencies.tobytes() for s in sinks], sum(s.closed for s in sinks), cpu))
     for client in clients:
         client.transport.abort()  # type: ignore[union-attr]
 

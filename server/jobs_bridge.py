@@ -33,6 +33,7 @@ from core.errors import DomainError
 from core.jobs.queue import JobQueue
 from core.kv.breaker import reconnect_delay
 from core.metrics import REGISTRY
+from core.tasks import cancel_and_wait
 from server.ws.messages import BadMessage, Envelope, job_envelope, parse_envelope
 
 log = logging.getLogger("nve.jobs.bridge")
@@ -62,11 +63,8 @@ class JobEventBridge:
             await asyncio.wait_for(self.listening.wait(), wait)
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def latest(self, operation_id: str) -> tuple[str, Any] | None:
         """The hub's latest-state fallback: the job's current message, None if unknown or unreachable."""

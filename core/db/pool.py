@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 
 from core.errors import Unavailable
+from core.tasks import cancel_and_wait
 
 log = logging.getLogger("nve.db")
 
@@ -73,10 +74,7 @@ class Database:
         )
 
     async def close(self) -> None:
-        if self._probe is not None:
-            self._probe.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._probe
+        await cancel_and_wait(self._probe)
         if self._pool is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._pool.close(), timeout=5)

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from core.jobs.settings import JobSettings
 from core.jobs.worker import PARENT_ENV
+from core.tasks import cancel_and_wait
 
 log = logging.getLogger("nve.supervisor")
 
@@ -81,11 +82,7 @@ class Supervisor:
     async def stop(self) -> None:
         """SIGTERM every worker, wait up to ``grace`` s for them to hand back their jobs, kill the rest."""
         self._stopping = True
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(*self._tasks)
         self._tasks = []
         alive = [p for p in self.processes if p is not None and p.returncode is None]
         for process in alive:

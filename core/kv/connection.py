@@ -28,7 +28,6 @@ hiredis.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -45,6 +44,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from core.kv.breaker import BreakerState, CircuitBreaker
 from core.metrics import REGISTRY
+from core.tasks import cancel_and_wait
 
 log = logging.getLogger("nve.redis")
 
@@ -146,11 +146,8 @@ class RedisConnection:
     async def close(self) -> None:
         """Stop the probe and close every connection. The object is unusable afterwards."""
         self._closed = True
-        if self._probe is not None:
-            self._probe.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._probe
-            self._probe = None
+        await cancel_and_wait(self._probe)
+        self._probe = None
         await self._client.aclose()
 
     def _on_breaker_change(self, old: BreakerState, new: BreakerState) -> None:

@@ -40,7 +40,7 @@ import av.error
 from av.video.frame import PictureType
 
 from core.media.decode import TolerantDecoder
-from core.media.editplan import Crop, RenderPlan, Scale, atempo_chain, build_plan
+from core.media.editplan import RenderPlan, Scale, atempo_chain, build_plan
 from core.media.errors import CorruptMedia
 from core.media.output import atomic_output, open_output
 from core.media.probe import media_duration, open_input, probe, video_stream

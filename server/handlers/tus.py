@@ -17,7 +17,6 @@ under the operation id from metadata ``operationId``, else ``upload-<id>``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import os
@@ -27,6 +26,7 @@ from email.utils import formatdate
 from typing import TYPE_CHECKING
 
 from core import storage
+from core.tasks import cancel_and_wait
 from server.handlers.media import UploadProgress, operation_id, store_upload
 from server.http.request import Request
 from server.http.response import AnyResponse, HTTPError, Response, json_response
@@ -56,10 +56,7 @@ def install_tus(app: App, ttl: float = DEFAULT_TTL, cleanup_interval: float = 60
         cleaner.append(asyncio.get_running_loop().create_task(_clean_periodically(app, store, cleanup_interval)))
 
     async def stop() -> None:
-        for task in cleaner:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(*cleaner)
         cleaner.clear()
 
     app.on_startup.append(start)

@@ -30,6 +30,8 @@ from wsproto import ConnectionType, WSConnection
 from wsproto.events import (AcceptConnection, CloseConnection, Message, Ping, RejectConnection, Request,
                             TextMessage)
 
+from core.tasks import cancel_and_wait
+
 _END = object()
 
 
@@ -114,10 +116,7 @@ class WsClient:
             with contextlib.suppress(Exception):
                 self._writer.write(self._ws.send(CloseConnection(code=code)))
                 self._writer.close()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
         self._inbox.put_nowait(_END)
 
     # -- receiving ------------------------------------------------------------------------
