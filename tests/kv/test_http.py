@@ -8,6 +8,7 @@ import uuid
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from core.metrics import REGISTRY
 from core.sessions import DEFAULT_SETTINGS
 from tests.conftest import RedisServer
 from tests.kv.helpers import wait_until_available
@@ -92,7 +93,12 @@ async def test_redis_killed_sessions_and_projects_stay_fast(
 
         redis_server.stop()
         slowest = 0.0
-        for _ in range(10):
+        failed_before = None
+        for round_ in range(10):
+            if round_ == 1:
+                # The first round found Redis gone and opened the breaker; from here on no
+                # request may even try Redis (the cause of fast answers, whatever the load).
+                failed_before = REGISTRY.get_sample_value("nve_redis_commands_total", {"outcome": "failed"})
             for method, path in (("GET", "/api/session"), ("GET", "/api/projects"),
                                  ("GET", f"/api/projects/{created.json()['id']}")):
                 started = time.perf_counter()
@@ -102,7 +108,12 @@ async def test_redis_killed_sessions_and_projects_stay_fast(
             assert response.json()["name"] == "P"
             session = await http.get("/api/session", headers=jar)
             assert cookie_of(session)[0] == session_id and session.json()["settings"]["muted"]
-        assert slowest < 0.05, f"a request took {slowest * 1000:.1f} ms with Redis down"
+        assert REGISTRY.get_sample_value("nve_redis_commands_total", {"outcome": "failed"}) == failed_before
+        assert REGISTRY.get_sample_value("nve_redis_commands_total", {"outcome": "rejected"}) > 0
+        # 50 ms is the figure on a quiet machine (perf/cache_bench.py measures it); CI
+        # shares two cores with everything else, so the bound here only rules out waiting on
+        # Redis: a connect timeout (500 ms) or a retry storm.
+        assert slowest < 0.4, f"a request took {slowest * 1000:.1f} ms with Redis down"
         assert not kv_server.app.kv.connection.available
 
         redis_server.start()
