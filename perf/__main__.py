@@ -13,6 +13,7 @@ SCENARIOS = {
     "upload": "perf.upload_bench",
     "media": "perf.media_bench",
     "render": "perf.render_bench",
+    "cluster": "perf.cluster",
 }
 
 

@@ -76,7 +76,7 @@ def render_nginx_conf(prefix: Path, listen: str, upstreams: list[str]) -> str:
     return text
 
 
-def _wait_http(url: str, alive: "subprocess.Popen[bytes]", log: Path, what: str) -> None:
+def _wait_http(url: str, alive: subprocess.Popen[bytes], log: Path, what: str) -> None:
     deadline = time.monotonic() + START_TIMEOUT
     while True:
         try:
@@ -103,7 +103,7 @@ def _parent_of(pid: int) -> int | None:
 class Node:
     index: int
     port: int
-    process: "subprocess.Popen[bytes]"
+    process: subprocess.Popen[bytes]
     log: Path
 
     @property
@@ -130,7 +130,7 @@ class Cluster:
     port: int = 0
     """The balancer's port; 0 picks a free one."""
     members: list[Node] = field(default_factory=list)
-    nginx: "subprocess.Popen[bytes] | None" = None
+    nginx: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
@@ -215,7 +215,7 @@ class Cluster:
             _kill_group(self.nginx)
 
 
-def _kill_group(process: "subprocess.Popen[bytes]") -> None:
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
     try:
         os.killpg(process.pid, signal.SIGKILL)
     except ProcessLookupError:

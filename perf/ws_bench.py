@@ -288,6 +288,11 @@ class Server:
                     raise RuntimeError("the server did not start") from None
                 time.sleep(0.1)
 
+    def bus_up(self) -> bool:
+        """Whether this server is subscribed to the Redis bus (it subscribes in the background)."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=5) as response:
+            return json.loads(response.read()).get("websocket", {}).get("bus") == "up"
+
     def broadcast(self, count: int, operation_id: str) -> None:
         body = json.dumps({"count": count, "operationId": operation_id}).encode()
         request = urllib.request.Request(f"http://127.0.0.1:{self.port}/api/_bench/broadcast", data=body,
@@ -307,29 +312,43 @@ class Server:
 # -- one round ---------------------------------------------------------------------------
 
 
-def run_round(server: Server, clients: int, count: int, processes: int, client_cpus: list[int]) -> dict[str, object]:
+def _wait_bus(servers: list[Server]) -> None:
+    deadline = time.monotonic() + 30
+    while not all(server.bus_up() for server in servers):
+        if time.monotonic() > deadline:
+            raise RuntimeError("the servers did not subscribe to the Redis bus: is REDIS_URL up?")
+        time.sleep(0.05)
+
+
+def run_round(servers: list[Server], clients: int, count: int, processes: int,
+              client_cpus: list[int]) -> dict[str, object]:
+    """One round; the broadcast enters at ``servers[0]``, the others get it over the Redis bus."""
+    if len(servers) > 1:
+        _wait_bus(servers)
     context = multiprocessing.get_context("spawn")
     ready, out = context.Queue(), context.Queue()
     go = context.Event()
+    ports = [server.port for server in servers]
     shares = [clients // processes + (1 if i < clients % processes else 0) for i in range(processes)]
     workers = []
     for index, share in enumerate(s for s in shares if s):
         cpu = client_cpus[index % len(client_cpus)] if client_cpus else None
         worker = context.Process(target=_client_process,
-                                 args=(cpu, "127.0.0.1", server.port, share, share * count, ready, go, out))
+                                 args=(cpu, "127.0.0.1", ports, share, share * count, ready, go, out))
         worker.start()
         workers.append(worker)
-    rss_before = _rss_kib(server.process.pid)
+    rss_before = sum(_rss_kib(server.process.pid) for server in servers)
     connected = sum(ready.get(timeout=300) for _ in workers)
-    time.sleep(1.0)  # let the server settle before reading its memory
-    rss_after = _rss_kib(server.process.pid)
+    time.sleep(1.0)  # let the servers settle before reading their memory
+    rss_after = sum(_rss_kib(server.process.pid) for server in servers)
+    origin = servers[0]
 
     async def drive() -> list[float]:
         stop = asyncio.Event()
-        probe = asyncio.create_task(_probe("127.0.0.1", server.port, stop))
+        probe = asyncio.create_task(_probe("127.0.0.1", origin.port, stop))
         await asyncio.sleep(0.2)
         go.set()
-        await asyncio.to_thread(server.broadcast, count, f"bench-{clients}-{uuid.uuid4().hex[:8]}")
+        await asyncio.to_thread(origin.broadcast, count, f"bench-{clients}-{uuid.uuid4().hex[:8]}")
         results = [await asyncio.to_thread(out.get, True, 300) for _ in workers]
         stop.set()
         rtts = await probe
@@ -340,18 +359,23 @@ def run_round(server: Server, clients: int, count: int, processes: int, client_c
     results = drive.results  # type: ignore[attr-defined]
     for worker in workers:
         worker.join(30)
-    latencies = array("d")
+    local, bus = array("d"), array("d")  # clients of the origin server, clients of the others
     closed = 0
     cpu = 0.0
-    for raw, lost, share in results:
-        latencies.frombytes(raw)
+    for per_server, lost, share in results:
+        for index, raw in enumerate(per_server):
+            (local if index == 0 else bus).frombytes(raw)
         closed += lost
         cpu = max(cpu, share)
-    fanout = summarize([v / 1000 for v in latencies])
+    fanout = summarize([v / 1000 for v in (*local, *bus)])
+    near, far = summarize([v / 1000 for v in local]), summarize([v / 1000 for v in bus])
     ping = summarize(rtts)
     return {
-        "clients": connected, "delivered": len(latencies), "expected": connected * count,
+        "nodes": len(servers), "clients": connected, "delivered": len(local) + len(bus),
+        "expected": connected * count,
         "p50_ms": fanout["p50_ms"], "p99_ms": fanout["p99_ms"], "max_ms": fanout["max_ms"],
+        "local_p50_ms": near["p50_ms"], "local_p99_ms": near["p99_ms"],
+        "bus_p50_ms": far["p50_ms"], "bus_p99_ms": far["p99_ms"],
         "rss_kib_per_conn": (rss_after - rss_before) / max(1, connected),
         "ping_p50_ms": ping["p50_ms"], "ping_p99_ms": ping["p99_ms"], "ping_max_ms": ping["max_ms"],
         "pings": len(rtts), "closed_by_server": closed, "client_cpu": round(cpu * 100),
@@ -369,6 +393,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="Redis of the server (its bus); an unreachable one means local delivery only")
     parser.add_argument("--server-script", type=Path,
                         help="run this script (same arguments as `nve`) instead of `python -m server.cli`")
+    parser.add_argument("--nodes", default="1",
+                        help="comma-separated server counts (e.g. 1,3): nodes sharing the database and Redis")
     parser.add_argument("--json", type=Path, help="also write the rows here")
     args = parser.parse_args(argv)
     server_cpu = None if args.server_cpu < 0 else args.server_cpu
@@ -379,20 +405,25 @@ def main(argv: list[str] | None = None) -> None:
     data_dir = Path(tempfile.mkdtemp(prefix=database))
     rows = []
     try:
-        for clients in (int(n) for n in args.clients.split(",")):
-            server = Server(database, server_cpu, args.redis_url, data_dir, args.server_script)
-            try:
-                row = run_round(server, clients, args.count, args.processes, client_cpus)
-            finally:
-                server.stop()
-            rows.append(row)
-            print_table([row], list(row))
-            sys.stdout.flush()
+        for nodes in (int(n) for n in args.nodes.split(",")):
+            for clients in (int(n) for n in args.clients.split(",")):
+                servers: list[Server] = []
+                try:
+                    for _ in range(nodes):
+                        servers.append(Server(database, server_cpu, args.redis_url, data_dir, args.server_script))
+                    row = run_round(servers, clients, args.count, args.processes, client_cpus)
+                finally:
+                    for server in servers:
+                        server.stop()
+                rows.append(row)
+                print_table([row], list(row))
+                sys.stdout.flush()
     finally:
         asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
         shutil.rmtree(data_dir, ignore_errors=True)
     print()
-    print_table(rows, ["clients", "delivered", "expected", "p50_ms", "p99_ms", "max_ms", "rss_kib_per_conn",
+    print_table(rows, ["nodes", "clients", "delivered", "expected", "p50_ms", "p99_ms", "max_ms",
+                       "local_p50_ms", "local_p99_ms", "bus_p50_ms", "bus_p99_ms", "rss_kib_per_conn",
                        "ping_p50_ms", "ping_p99_ms", "ping_max_ms", "client_cpu", "client_saturated"])
     write_json(args.json, rows)
 

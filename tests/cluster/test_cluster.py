@@ -18,7 +18,7 @@ import asyncpg
 import httpx
 import pytest
 
-from perf.cluster import Cluster, Node, NginxMissing
+from perf.cluster import Cluster, NginxMissing, Node
 from server.ws.client import WsClient, WsMessage
 from tests.media.clips import make_clip
 
@@ -124,10 +124,14 @@ async def lease_owners(dsn: str, cluster: Cluster, operation_ids: list[str],
         await db.close()
 
 
-async def ws_clients(node: Node) -> int:
+async def metric(node: Node, prefix: str) -> float:
+    """The sum of the node's /metrics samples whose line starts with ``prefix`` (name and labels)."""
     async with httpx.AsyncClient() as http:
         text = (await http.get(f"{node.url}/metrics")).text
-    return int(float(next(line.split()[1] for line in text.splitlines() if line.startswith("nve_ws_clients "))))
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(prefix))
+
+
+SESSION_READS = 'nve_http_requests_total{method="GET",route="/api/session",status="200"}'
 
 
 async def start_jobs(http: httpx.AsyncClient, filename: str, count: int) -> list[str]:
@@ -149,6 +153,11 @@ async def test_three_nodes_behind_nginx_survive_the_loss_of_one(cluster: Cluster
             # Upload through the balancer, with a session (the cookie nginx hashes on).
             assert (await http.get("/api/session")).status_code == 200
             assert "nve_session" in http.cookies
+            before = [await metric(node, SESSION_READS) for node in cluster.members]
+            for _ in range(10):  # sticky: one session, one node
+                assert (await http.get("/api/session")).status_code == 200
+            after = [await metric(node, SESSION_READS) for node in cluster.members]
+            assert sorted(a - b for a, b in zip(after, before)) == [0, 0, 10], (before, after)
             upload = await http.post("/api/upload", files={"video": ("slow.mp4", clip.read_bytes(), "video/mp4")})
             assert upload.status_code == 201, upload.text
             filename = upload.json()["filename"]
@@ -187,7 +196,7 @@ async def test_three_nodes_behind_nginx_survive_the_loss_of_one(cluster: Cluster
                 assert any(index not in nodes for nodes in ran_on.values()), (follower.name, ran_on)
 
             # Phase 2: kill the node nginx put the balanced followers on, while its worker renders.
-            counts = [await ws_clients(node) for node in cluster.members]
+            counts = [await metric(node, "nve_ws_clients ") for node in cluster.members]
             victim = cluster.members[counts.index(max(counts))]
             assert counts[victim.index] == 1 + len(balanced), counts
             second = await start_jobs(http, filename, 3)
