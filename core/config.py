@@ -18,6 +18,8 @@ import platformdirs
 from core.jobs.settings import JobSettings
 
 MiB = 1 << 20
+SPARE_CORES = max(1, (os.cpu_count() or 2) - 1)
+"""Cores left for media work once the server's event loop has one."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -30,7 +32,7 @@ class Settings:
     database_url: str | None = None
     """``None`` means: start the embedded PostgreSQL in ``data_dir/pgdata``."""
     redis_url: str = "redis://127.0.0.1:6379/0"
-    workers: int = max(1, (os.cpu_count() or 2) - 1)
+    workers: int = SPARE_CORES
     allowed_origins: tuple[str, ...] = ()
     trusted_proxies: tuple[str, ...] = ()
     bench: bool = False
@@ -99,6 +101,12 @@ class Settings:
         for key, value in overrides.items():
             if value is not None:
                 values[key] = value
+        if "NVE_CODEC_THREADS" not in env:
+            # Every worker encodes at once: share the cores the server leaves them, rather
+            # than give each worker all of them ((cores - 1) squared threads in all).
+            workers = max(1, int(values.get("workers", SPARE_CORES)))  # type: ignore[call-overload]
+            values["jobs"] = dataclasses.replace(  # type: ignore[type-var]
+                values["jobs"], codec_threads=max(1, SPARE_CORES // workers))
         return cls(**values)  # type: ignore[arg-type]
 
 
