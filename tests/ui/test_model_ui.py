@@ -46,3 +46,35 @@ async def test_model_edits_and_history(server, open_page):
     assert result["afterWhole"] == ["cut", "split", "speed"]
     assert result["canRedo"] is False  # a new edit drops what could be redone
     assert set(result["seen"]) == {"change", "view"}
+
+
+JOBS_SCRIPT = """async () => {
+    localStorage.clear();
+    const { JobsPanel } = await import("/static/js/jobs.js");
+    const list = document.createElement("ul");
+    document.body.append(list);
+    const panel = new JobsPanel(list, document.createElement("p"));
+    const result = { filename: "trim-1.mp4", url: "/videos/trim-1.mp4", duration: 1 };
+    for (let i = 0; i < 300; i++) {  // other tabs' operations: remembered only up to a bound
+        panel.handle({ type: "progress", data: { operationId: `other-${i}`, operation: "trim", progress: 1 } });
+    }
+    const boundedTo = panel.unclaimed.size;
+    const oldestForgotten = !panel.unclaimed.has("other-0");
+    // A short job finishes before the POST that started it has answered with its id.
+    panel.handle({ type: "progress", data: { operationId: "trim-1", operation: "trim", progress: 40 } });
+    panel.handle({ type: "progress", data: { operationId: "trim-1", operation: "trim", progress: 100 } });
+    panel.handle({ type: "complete", data: { operationId: "trim-1", result } });
+    panel.track({ operationId: "other-299", operation: "trim", title: "Late" });
+    panel.track({ operationId: "trim-1", operation: "trim", title: "Quick" });
+    const row = list.querySelector('[data-operation-id="trim-1"]');
+    return { status: row.dataset.status, boundedTo, oldestForgotten, late: list.querySelector('[data-operation-id="other-299"]').dataset.status };
+}"""
+
+
+async def test_jobs_panel_replays_messages_that_came_before_the_job_id(server, open_page):
+    page, _ = await open_page(base_url(server))
+    await page.goto("/static/css/app.css")
+    outcome = await page.evaluate(JOBS_SCRIPT)
+    assert outcome["status"] == "done"
+    assert outcome["boundedTo"] == 200 and outcome["oldestForgotten"]
+    assert outcome["late"] == "running"

@@ -12,12 +12,17 @@ import { formatEta } from "./format.js";
 const STORE_KEY = "nve.jobs";
 const KEEP = 20;
 const FINAL = new Set(["done", "failed", "cancelled"]);
+const UNCLAIMED_MAX = 200;
 
 export class JobsPanel {
   constructor(list, emptyNote) {
     this.list = list;
     this.emptyNote = emptyNote;
     this.jobs = new Map(); // operationId -> {info, status, progress, samples, row, parts}
+    // Messages of operations not (yet) followed, oldest first. A short job can finish before
+    // the POST that started it has answered with its id, and the server sends a final message
+    // once per connection: kept here, it is replayed when track() learns the id.
+    this.unclaimed = new Map(); // operationId -> [{type, data}]
     for (const info of this._stored()) this._add(info);
     this._refreshEmpty();
   }
@@ -31,16 +36,29 @@ export class JobsPanel {
     this._add(info);
     this._save();
     this._refreshEmpty();
+    const early = this.unclaimed.get(info.operationId);
+    this.unclaimed.delete(info.operationId);
+    for (const message of early ?? []) this.handle(message);
   }
 
-  /** A WebSocket message {type, data}; messages of operations not followed here are ignored. */
+  /** A WebSocket message {type, data}; those of operations not followed yet are kept a while. */
   handle({ type, data }) {
-    const job = data && this.jobs.get(data.operationId);
-    if (!job) return;
+    if (!data || typeof data.operationId !== "string") return;
+    const job = this.jobs.get(data.operationId);
+    if (!job) return this._keepUnclaimed({ type, data });
     if (type === "progress") this._progress(job, data.progress, data.message);
     else if (type === "complete") this._finish(job, "done", data.result);
     // A job this tab asked to stop ends with an error message too: it is a cancellation.
     else if (type === "error") this._finish(job, job.cancelling ? "cancelled" : "failed", null, data.error);
+  }
+
+  _keepUnclaimed(message) {
+    const id = message.data.operationId;
+    const kept = this.unclaimed.get(id) ?? [];
+    this.unclaimed.delete(id); // re-insert: the map's order is least recently heard first
+    // The latest progress is all that matters before the final message.
+    this.unclaimed.set(id, [...kept.filter((m) => m.type !== "progress" || message.type !== "progress"), message]);
+    if (this.unclaimed.size > UNCLAIMED_MAX) this.unclaimed.delete(this.unclaimed.keys().next().value);
   }
 
   /** Ask the REST API for the state of every unfinished job (after a load or a reconnect). */
