@@ -5,14 +5,16 @@ from __future__ import annotations
 import importlib
 import sys
 
-SCENARIOS = {
+SCENARIOS = {  # name -> "module" (its main) or "module:function"
     "http-crud": "perf.http_crud",
     "ws-fanout": "perf.ws_bench",
+    "ws-rtt": "perf.ws_bench:rtt_main",
     "cache": "perf.cache_bench",
     "jobs": "perf.jobs_bench",
     "upload": "perf.upload_bench",
     "media": "perf.media_bench",
     "render": "perf.render_bench",
+    "mixed": "perf.mixed",
     "cluster": "perf.cluster",
 }
 
@@ -21,8 +23,8 @@ def main() -> None:
     if len(sys.argv) < 2 or sys.argv[1] not in SCENARIOS:
         print("usage: python -m perf <scenario> [--help]\nscenarios: " + ", ".join(sorted(SCENARIOS)))
         raise SystemExit(2)
-    module = importlib.import_module(SCENARIOS[sys.argv[1]])
-    module.main(sys.argv[2:])
+    module, _, function = SCENARIOS[sys.argv[1]].partition(":")
+    getattr(importlib.import_module(module), function or "main")(sys.argv[2:])
 
 
 if __name__ == "__main__":

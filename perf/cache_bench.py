@@ -44,7 +44,7 @@ import uvloop
 from prometheus_client.parser import text_string_to_metric_families
 
 from perf.httpclient import Results, Target, build_request, run_load
-from perf.stats import percentile, print_table, summarize
+from perf.stats import CpuMeter, add_output_args, client_load, percentile, print_table, summarize, write_json
 
 
 def free_port() -> int:
@@ -138,20 +138,21 @@ def _client(port: int, paths: list[str], concurrency: int, duration: float,
     def make(index: int, n: int) -> bytes:
         return requests[(index * 7 + n) % len(requests)]
 
-    cpu0, wall0 = time.process_time(), time.perf_counter()
+    meter = CpuMeter()
     results: Results = uvloop.run(run_load(target, make, concurrency, duration, 200))
-    out.put((results.latencies, results.errors, (time.process_time() - cpu0) / (time.perf_counter() - wall0)))
+    out.put((results, meter.share()))
 
 
-def hit_path(port: int, paths: list[str], concurrency: int, duration: float) -> dict[str, object]:
-    """The load of one client process (its own interpreter, so it does not share the server's loop)."""
+def hit_path(port: int, paths: list[str], concurrency: int, duration: float) -> tuple[dict[str, object], Results]:
+    """The load of one client process (its own interpreter, so it does not share the server's loop):
+    its row, and its raw latencies and completion times (for the plot)."""
     queue: multiprocessing.Queue = multiprocessing.Queue()
     worker = multiprocessing.Process(target=_client, args=(port, paths, concurrency, duration, queue))
     worker.start()
-    latencies, errors, cpu = queue.get()
+    results, cpu = queue.get()
     worker.join()
-    return {"requests": len(latencies), "req_per_s": len(latencies) / duration, **summarize(latencies),
-            "errors": errors, "client_cpu": cpu, "client_saturated": cpu > 0.9}
+    return {"requests": len(results.latencies), "req_per_s": len(results.latencies) / duration,
+            **summarize(results.latencies), "errors": results.errors, **client_load([cpu])}, results
 
 
 async def redis_round_trip(redis_url: str, key: str, count: int) -> dict[str, float]:
@@ -210,6 +211,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--zipf-s", type=float, default=1.0)
     parser.add_argument("--pg", default=os.environ.get("NVE_TEST_PG",
                                                        "postgresql://postgres@127.0.0.1:5432/postgres"))
+    add_output_args(parser)
     args = parser.parse_args(argv)
 
     workdir = Path(tempfile.mkdtemp(prefix="nve-cache-bench-"))
@@ -241,9 +243,9 @@ def main(argv: list[str] | None = None) -> None:
         for path in hot:
             _get(url + path)
         hit_path(port, hot, args.concurrency, min(2.0, args.duration))  # warm-up
-        floor = hit_path(port, ["/healthz"], args.concurrency, args.duration)
+        floor, floor_raw = hit_path(port, ["/healthz"], args.concurrency, args.duration)
         before = scrape(url)
-        load = hit_path(port, hot, args.concurrency, args.duration)
+        load, load_raw = hit_path(port, hot, args.concurrency, args.duration)
         after = scrape(url)
         hits = after[("nve_metadata_cache_hits_total", ())] - before[("nve_metadata_cache_hits_total", ())]
         load["hit_share"] = hits / max(1, load["requests"])  # type: ignore[operator]
@@ -279,6 +281,16 @@ def main(argv: list[str] | None = None) -> None:
           f"{len(set(sequence))} distinct, concurrency 8, cold cache): hit ratio {zipf_ratio:.1%} "
           f"(hits {counts['hits']:.0f}, misses {counts['misses']:.0f}, coalesced "
           f"{counts['coalesced']:.0f}), {failures} non-200")
+    write_json(args.json, {"rows": [floor, load], "redis_rtt": rtt, "server_redis_p99_ms": server_p99,
+                           "zipf": {"requests": args.zipf_requests, "hit_ratio": zipf_ratio, **counts,
+                                    "errors": failures}})
+    if args.plot:
+        from perf.plot import plot
+
+        plot(args.plot, f"cache: GET /api/metadata/:file, concurrency {args.concurrency}",
+             {"GET /healthz": floor_raw.latencies, "metadata (cache hit)": load_raw.latencies},
+             {"GET /healthz": [t - floor_raw.finished[0] for t in floor_raw.finished],
+              "metadata (cache hit)": [t - load_raw.finished[0] for t in load_raw.finished]})
 
 
 async def _admin(dsn: str, statement: str) -> None:

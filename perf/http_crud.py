@@ -1,6 +1,6 @@
-"""HTTP load on the Projects API: GET by id, GET of 100 rows, POST, PUT.
+"""HTTP load on the Projects API: GET by id, GET of 100 rows, POST, PUT, and a mix of the four.
 
-    python -m perf http-crud --url http://127.0.0.1:3001 --concurrency 32 --duration 10
+    python -m perf http-crud --url http://127.0.0.1:3001 --concurrency 32 --duration 10 --plot crud.png
 
 Seeds its own projects through the API first. Load comes from ``--processes`` client
 processes (the connections are split between them); each reports the share of its wall
@@ -13,14 +13,12 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
-import time
 import urllib.request
-from pathlib import Path
 
 import uvloop
 
 from perf.httpclient import Results, Target, build_request, run_load
-from perf.stats import print_table, summarize, write_json
+from perf.stats import CpuMeter, add_output_args, client_load, print_table, shares, summarize, write_json
 
 TIMELINE = {"currentTime": 12.5, "zoom": 2, "markers": [{"time": 3, "label": "intro"}],
             "edits": [{"type": "trim", "start": 1, "end": 20}, {"type": "fade", "in": 0.5}]}
@@ -54,51 +52,51 @@ def request_factory(scenario: str, host: str, ids: list[int]):
     post = build_request("POST", "/api/projects", host, post_body)
 
     def make(index: int, n: int) -> bytes:
-        if scenario == "get":
+        kind = ("get", "list", "put", "post")[n % 4] if scenario == "mix" else scenario
+        if kind == "get":
             return gets[(index * 7 + n) % len(gets)]
-        if scenario == "list":
+        if kind == "list":
             return listing
-        if scenario == "post":
+        if kind == "post":
             return post
         return puts[(index * 7 + n) % len(puts)]
 
     return make
 
 
-EXPECT = {"get": 200, "list": 200, "post": 201, "put": 200}
+EXPECT = {"get": 200, "list": 200, "post": 201, "put": 200, "mix": frozenset({200, 201})}
 
 
 def _client_process(url: str, scenario: str, ids: list[int], connections: int, duration: float,
                     out: multiprocessing.Queue) -> None:
     target = Target.from_url(url)
     make = request_factory(scenario, f"{target.host}:{target.port}", ids)
-    cpu0, wall0 = time.process_time(), time.perf_counter()
+    meter = CpuMeter()
     results: Results = uvloop.run(run_load(target, make, connections, duration, EXPECT[scenario]))
-    cpu = (time.process_time() - cpu0) / (time.perf_counter() - wall0)
-    out.put((results.latencies, results.errors, cpu))
+    out.put((results.latencies, results.finished, results.errors, meter.share()))
 
 
 def run_scenario(url: str, scenario: str, ids: list[int], concurrency: int, duration: float,
-                 processes: int) -> dict[str, object]:
+                 processes: int) -> tuple[dict[str, object], Results]:
+    """The row of one load run, and its raw latencies and completion times (for the plot)."""
     queue: multiprocessing.Queue = multiprocessing.Queue()
-    share = [concurrency // processes + (1 if i < concurrency % processes else 0) for i in range(processes)]
-    workers = [multiprocessing.Process(target=_client_process,
-                                       args=(url, scenario, ids, n, duration, queue)) for n in share if n]
+    workers = [multiprocessing.Process(target=_client_process, args=(url, scenario, ids, n, duration, queue))
+               for n in shares(concurrency, processes) if n]
     for worker in workers:
         worker.start()
-    latencies: list[float] = []
-    errors = 0
+    merged = Results()
     cpu: list[float] = []
     for _ in workers:
-        lat, err, load = queue.get()
-        latencies += lat
-        errors += err
+        latencies, finished, errors, load = queue.get()
+        merged.latencies += latencies
+        merged.finished += finished
+        merged.errors += errors
         cpu.append(load)
     for worker in workers:
         worker.join()
-    return {"scenario": scenario, "requests": len(latencies), "req_per_s": len(latencies) / duration,
-            **summarize(latencies), "errors": errors, "client_cpu": max(cpu),
-            "client_saturated": max(cpu) > 0.9}
+    row = {"scenario": scenario, "requests": len(merged.latencies), "req_per_s": len(merged.latencies) / duration,
+           **summarize(merged.latencies), "errors": merged.errors, **client_load(cpu)}
+    return row, merged
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -107,20 +105,30 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--processes", type=int, default=1, help="client processes")
-    parser.add_argument("--scenarios", default="get,list,post,put")
-    parser.add_argument("--json", type=Path, help="write the results here too")
+    parser.add_argument("--scenarios", default="get,list,post,put",
+                        help="comma-separated, of get, list, post, put, mix (the four in turn)")
+    add_output_args(parser)
     args = parser.parse_args(argv)
 
     ids = seed(args.url, 100)
-    rows = []
+    rows, raw = [], {}
     for scenario in args.scenarios.split(","):
         run_scenario(args.url, scenario, ids, args.concurrency, min(2.0, args.duration), args.processes)  # warm-up
-        rows.append(run_scenario(args.url, scenario, ids, args.concurrency, args.duration, args.processes))
+        row, raw[scenario] = run_scenario(args.url, scenario, ids, args.concurrency, args.duration, args.processes)
+        rows.append(row)
     print(f"http-crud against {args.url}: concurrency {args.concurrency}, {args.duration:g} s per scenario, "
           f"{args.processes} client process(es)")
     print_table(rows, ["scenario", "req_per_s", "p50_ms", "p99_ms", "max_ms", "errors", "client_cpu",
                        "client_saturated"])
     write_json(args.json, rows)
+    if args.plot:
+        from perf.plot import plot
+
+        # Scenarios run one after another: each one's curve is drawn from its own start.
+        plot(args.plot, f"http-crud, concurrency {args.concurrency}",
+             {name: results.latencies for name, results in raw.items()},
+             {name: [t - min(results.finished) for t in results.finished]
+              for name, results in raw.items() if results.finished})
 
 
 if __name__ == "__main__":

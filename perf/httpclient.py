@@ -38,6 +38,8 @@ def build_request(method: str, path: str, host: str, body: bytes = b"",
 @dataclass
 class Results:
     latencies: list[float] = field(default_factory=list)
+    finished: list[float] = field(default_factory=list)
+    """``time.perf_counter()`` at each response (one clock for every process): throughput over time."""
     errors: int = 0
     statuses: dict[int, int] = field(default_factory=dict)
 
@@ -96,8 +98,10 @@ async def open_connection(target: Target) -> _Connection:
 
 
 async def run_load(target: Target, make_request, concurrency: int, duration: float,
-                   expect: int) -> Results:
-    """``concurrency`` connections each sending ``make_request(i)`` back to back for ``duration`` s."""
+                   expect: int | frozenset[int]) -> Results:
+    """``concurrency`` connections each sending ``make_request(i, n)`` back to back for ``duration`` s;
+    a status not in ``expect`` counts as an error."""
+    expected = frozenset((expect,)) if isinstance(expect, int) else expect
     results = Results()
     deadline = time.perf_counter() + duration
 
@@ -114,9 +118,11 @@ async def run_load(target: Target, make_request, concurrency: int, duration: flo
                 results.errors += 1
                 connection = await open_connection(target)
                 continue
-            results.latencies.append(time.perf_counter() - started)
+            now = time.perf_counter()
+            results.latencies.append(now - started)
+            results.finished.append(now)
             results.statuses[status] = results.statuses.get(status, 0) + 1
-            if status != expect:
+            if status not in expected:
                 results.errors += 1
         connection.transport.close()  # type: ignore[union-attr]
 

@@ -6,7 +6,9 @@ For each worker count: a fresh database, N supervised worker processes (warmed u
 one job each, so ``import av`` is not measured), then M copy-mode trims enqueued at once.
 Reported per job, from the job rows (PostgreSQL's clock): queue wait (created ->
 started), run (started -> finished) and total; plus the pickup latency of a single job
-enqueued while every worker idles (NOTIFY -> claim), and the burst's wall time.
+enqueued while every worker idles (NOTIFY -> claim), and the burst's wall time. This
+process enqueues and polls the rows (the client side): its CPU share over the burst is
+reported, flagged above 90 %.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from core.jobs import operations
 from core.jobs.queue import Job, JobQueue
 from core.jobs.settings import JobSettings
 from core.jobs.supervisor import Supervisor
-from perf.stats import print_table, summarize, write_json
+from perf.stats import CpuMeter, add_output_args, client_load, print_table, summarize, write_json
 from tests.media.clips import make_clip
 
 
@@ -53,7 +55,9 @@ def _spans(jobs: list[Job]) -> dict[str, list[float]]:
             "total": [(j.finished_at - j.created_at).total_seconds() for j in jobs]}
 
 
-async def _scenario(admin_dsn: str, media_dir: Path, workers: int, count: int, seconds: float) -> list[dict]:
+async def _scenario(admin_dsn: str, media_dir: Path, workers: int, count: int,
+                    seconds: float) -> tuple[list[dict], dict[str, list[float]]]:
+    """The rows of one worker count, and its pickups and burst spans in seconds (for the plot)."""
     name = f"nve_jobs_bench_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(admin_dsn)
     await admin.execute(f'CREATE DATABASE "{name}"')
@@ -73,33 +77,42 @@ async def _scenario(admin_dsn: str, media_dir: Path, workers: int, count: int, s
             [single] = await _wait_all(queue, await _trims(queue, media_dir, 1, seconds))
             pickups.append((single.started_at - single.created_at).total_seconds())
             await asyncio.sleep(0.2)
-        started = time.perf_counter()
+        started, meter = time.perf_counter(), CpuMeter()
         burst = await _wait_all(queue, await _trims(queue, media_dir, count, seconds))
-        wall = time.perf_counter() - started
-        assert all(job.status == "done" for job in burst), [job.error for job in burst]
+        wall, cpu = time.perf_counter() - started, meter.share()
     finally:
         await supervisor.stop()
         await db.close()
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+    failed = sum(job.status != "done" for job in burst)
     rows = [{"workers": workers, "jobs": 1, "metric": "pickup (idle)", **summarize(pickups)}]
-    for metric, values in _spans(burst).items():
+    spans = _spans(burst)
+    for metric, values in spans.items():
         rows.append({"workers": workers, "jobs": count, "metric": metric, **summarize(values)})
     rows.append({"workers": workers, "jobs": count, "metric": "burst wall", "p50_ms": wall * 1000,
-                 "jobs_per_s": count / wall})
-    return rows
+                 "jobs_per_s": count / wall, "errors": failed, **client_load([cpu])})
+    return rows, {f"{metric}, {workers} worker(s)": values
+                  for metric, values in {"pickup (idle)": pickups, **spans}.items()}
 
 
 async def _main(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         media_dir = Path(tmp)
         make_clip(media_dir / "clip.mp4", seconds=args.clip_seconds, width=640, height=360)
-        rows = []
+        rows, raw = [], {}
         for workers in args.workers:
-            rows.extend(await _scenario(args.dsn, media_dir, workers, args.jobs, args.clip_seconds))
+            scenario_rows, samples = await _scenario(args.dsn, media_dir, workers, args.jobs, args.clip_seconds)
+            rows.extend(scenario_rows)
+            raw.update(samples)
     print(f"{args.jobs} copy trims of the middle 60 % of a {args.clip_seconds:g} s 640x360 clip")
-    print_table(rows, ["workers", "jobs", "metric", "p50_ms", "p99_ms", "max_ms", "jobs_per_s"])
+    print_table(rows, ["workers", "jobs", "metric", "p50_ms", "p99_ms", "max_ms", "jobs_per_s", "errors",
+                       "client_cpu", "client_saturated"])
     write_json(args.json, rows)
+    if args.plot:
+        from perf.plot import plot
+
+        plot(args.plot, f"jobs: {args.jobs} copy trims", raw)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -109,7 +122,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--jobs", type=int, default=24, help="trims in the burst")
     parser.add_argument("--workers", type=lambda text: [int(n) for n in text.split(",")], default=[1, 2])
     parser.add_argument("--clip-seconds", type=float, default=10.0)
-    parser.add_argument("--json", type=Path, help="also write the rows here")
+    add_output_args(parser)
     uvloop.run(_main(parser.parse_args(argv)))
 
 

@@ -1,10 +1,15 @@
-"""Percentiles and table printing shared by every perf scenario."""
+"""Percentiles, the client's CPU share, table printing and the output flags shared by every perf scenario."""
 
 from __future__ import annotations
 
+import argparse
 import json
-from collections.abc import Sequence
+import time
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+
+SATURATED = 0.9
+"""Client CPU share of wall time above which the client, not the server, sets the pace."""
 
 
 def percentile(sorted_values: Sequence[float], fraction: float) -> float:
@@ -14,11 +19,43 @@ def percentile(sorted_values: Sequence[float], fraction: float) -> float:
     return sorted_values[index]
 
 
-def summarize(latencies: list[float]) -> dict[str, float]:
-    """p50 / p99 / max in milliseconds."""
+def summarize(latencies: Sequence[float]) -> dict[str, float]:
+    """p50 / p99 / max in milliseconds of latencies in seconds."""
     ordered = sorted(latencies)
     return {"p50_ms": percentile(ordered, 0.50) * 1000, "p99_ms": percentile(ordered, 0.99) * 1000,
             "max_ms": (ordered[-1] * 1000) if ordered else float("nan")}
+
+
+class CpuMeter:
+    """This process's CPU time as a share of the wall time since it was made (or :meth:`reset`)."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self._cpu, self._wall = time.process_time(), time.perf_counter()
+
+    def share(self) -> float:
+        wall = time.perf_counter() - self._wall
+        return (time.process_time() - self._cpu) / wall if wall > 0 else 0.0
+
+
+def shares(total: int, parts: int) -> list[int]:
+    """``total`` split into ``parts`` as evenly as whole numbers go (connections over client processes)."""
+    return [total // parts + (1 if index < total % parts else 0) for index in range(parts)]
+
+
+def client_load(shares: Iterable[float]) -> dict[str, object]:
+    """The busiest client process's CPU (percent) and whether it saturated: if it did, the
+    figures include the client's own backlog and are an upper bound on the server's."""
+    busiest = max(shares, default=0.0)
+    return {"client_cpu": round(busiest * 100), "client_saturated": busiest > SATURATED}
+
+
+def add_output_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", type=Path, help="also write the results here (JSON)")
+    parser.add_argument("--plot", type=Path, help="also draw a PNG here (latency CDF, throughput over time); "
+                                                  "needs matplotlib (the perf extra)")
 
 
 def print_table(rows: list[dict[str, object]], columns: list[str]) -> None:

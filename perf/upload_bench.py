@@ -14,7 +14,9 @@ median of ``--runs``, and the upload-to-201 wall time:
   ``Upload-Checksum`` (the server hashes in its writer thread; the client's digest is
   computed before the clock starts); tus-8MiB: a PATCH per 8 MiB.
 
-On a shared 2-core VM the client and the server compete for the cores: trust ratios.
+The client process reports its CPU share of the upload, flagged above 90 % (the client,
+not the server, set the pace). On a shared 2-core VM the client and the server compete
+for the cores: trust ratios.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+
+from perf.stats import CpuMeter, add_output_args, client_load, print_table, write_json
 
 BOUNDARY = "nve-bench-boundary"
 WRITE = 1 << 20
@@ -120,7 +124,7 @@ async def _tus(port: int, payload: Path, size: int, chunk: int, checksums: list[
 def client_main(port: int, payload: Path, mode: str) -> None:
     size = payload.stat().st_size
     checksums = _sha1s(payload, size, size) if mode == "tus+sha1" else None
-    started = time.perf_counter()
+    started, meter = time.perf_counter(), CpuMeter()
     if mode == "multipart":
         asyncio.run(_multipart(port, payload, size))
     elif mode in ("tus", "tus+sha1"):
@@ -129,7 +133,7 @@ def client_main(port: int, payload: Path, mode: str) -> None:
         asyncio.run(_tus(port, payload, size, 8 << 20, None))
     else:
         raise SystemExit(f"unknown mode {mode}")
-    print(json.dumps({"seconds": time.perf_counter() - started}))
+    print(json.dumps({"seconds": time.perf_counter() - started, "cpu": meter.share()}))
 
 
 # -- server (this process) -------------------------------------------------------------------
@@ -148,7 +152,7 @@ def make_payload(directory: Path, megabytes: int) -> Path:
     return payload
 
 
-async def bench(megabytes: int, runs: int) -> None:
+async def bench(megabytes: int, runs: int, json_path: Path | None, plot_path: Path | None) -> None:
     import asyncpg
 
     from core.config import Settings
@@ -175,10 +179,9 @@ async def bench(megabytes: int, runs: int) -> None:
             await install_media_pool(app).start()
             install_tus(app)
         size = payload.stat().st_size
-        print(f"payload {size / 1e6:.0f} MB, median of {runs} runs, client in its own process")
-        print(f"{'mode':<12} {'MB/s':>8} {'s':>8}")
+        rows, raw = [], {}
         for mode in ("multipart", "tus", "tus+sha1", "tus-8MiB"):
-            seconds = []
+            seconds, cpu = [], []
             for _ in range(runs):
                 process = await asyncio.create_subprocess_exec(
                     sys.executable, "-m", "perf.upload_bench", "--client", str(running.port), str(payload), mode,
@@ -186,11 +189,22 @@ async def bench(megabytes: int, runs: int) -> None:
                 out, _ = await process.communicate()
                 if process.returncode:
                     raise RuntimeError(f"{mode} client failed")
-                seconds.append(json.loads(out)["seconds"])
+                report = json.loads(out)
+                seconds.append(report["seconds"])
+                cpu.append(report["cpu"])
                 for stored in app.settings.media_path.glob("*.mp4"):
                     stored.unlink()
             median = statistics.median(seconds)
-            print(f"{mode:<12} {size / 1e6 / median:>8.0f} {median:>8.2f}")
+            rows.append({"mode": mode, "mb_per_s": size / 1e6 / median, "seconds": median, "runs": runs,
+                         "errors": 0, **client_load(cpu)})
+            raw[mode] = seconds
+        print(f"payload {size / 1e6:.0f} MB, median of {runs} runs, client in its own process")
+        print_table(rows, ["mode", "mb_per_s", "seconds", "client_cpu", "client_saturated"])
+        write_json(json_path, rows)
+        if plot_path:
+            from perf.plot import plot
+
+            plot(plot_path, f"upload of {size / 1e6:.0f} MB: upload-to-201 time per run", raw)
     finally:
         if running is not None:
             await running.stop()
@@ -207,10 +221,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mb", type=int, default=256, help="payload size in MB (default 256)")
     parser.add_argument("--runs", type=int, default=3)
+    add_output_args(parser)
     args = parser.parse_args(argv)
     import uvloop
 
-    uvloop.run(bench(args.mb, args.runs))
+    uvloop.run(bench(args.mb, args.runs, args.json, args.plot))
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
     python -m perf.ws_bench --clients 100,1000,5000,10000 --count 50 --processes 2
     python -m perf.ws_bench --clients 500 --nodes 3      # the cross-node bus: N clients over 3 nodes
+    python -m perf ws-rtt --clients 1000 --duration 5   # the ping round trip alone (any --url)
 
 For every N it starts a fresh server (``nve serve`` with ``NVE_BENCH=1``, a throwaway
 database, pinned to CPU ``--server-cpu``), connects N clients from ``--processes`` client
@@ -20,7 +21,9 @@ messages through the Redis bus, and their latencies are reported apart (``bus_p5
 Reported: latency p50 / p99 / max, delivered vs expected, RSS per connection, ping RTT
 p50 / p99 / max, and the CPU share of the busiest client process: above 90 % the client
 saturated and the latency figures include its own backlog (they are then an upper bound
-on the server's). The clients are minimal asyncio protocols (no WebSocket library: the
+on the server's). ``ws-rtt`` (:func:`rtt_main`) is the probe alone: N idle clients held
+open while one more pings for ``--duration`` s, on a server of its own or at ``--url``.
+The clients are minimal asyncio protocols (no WebSocket library: the
 frames are parsed by hand, ``sentAt`` is read without a JSON parse) so that they cost as
 little as possible.
 """
@@ -33,6 +36,7 @@ import base64
 import json
 import multiprocessing
 import os
+import re
 import shutil
 import signal
 import socket
@@ -45,15 +49,20 @@ import urllib.error
 import urllib.request
 import uuid
 from array import array
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import uvloop
 
-from perf.stats import print_table, summarize, write_json
+from perf.httpclient import Target
+from perf.stats import CpuMeter, add_output_args, client_load, print_table, shares, summarize, write_json
 
 PG_ADMIN = os.environ.get("NVE_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 SENT_AT = b'"sentAt":'
+FINAL = re.compile(rb'"type"\s*:\s*"(?:complete|error)"')
 PONG_EMPTY = b"\x8a\x80\x00\x00\x00\x00"  # a masked (zero key) empty pong
 CONNECT_BATCH = 250
 
@@ -105,7 +114,8 @@ class FrameReader:
 
 
 class BenchClient(asyncio.Protocol):
-    """One connection: records ``now - sentAt`` of every bench message, answers pings."""
+    """One connection: records ``now - sentAt`` of every bench message and the arrival of
+    every job's final message (``complete``/``error``), answers pings."""
 
     def __init__(self, sink: Sink) -> None:
         self.sink = sink
@@ -134,6 +144,8 @@ class BenchClient(asyncio.Protocol):
                 at = payload.find(SENT_AT)
                 if at >= 0:
                     self.sink.latencies.append(now - float(payload[at + 9:-2]))
+                elif FINAL.search(payload, 0, 32):
+                    self.sink.finals.append((now, payload))
                 elif not self.ready.done():
                     self.ready.set_result(None)  # the welcome
             elif opcode == 0x9:
@@ -149,10 +161,13 @@ class BenchClient(asyncio.Protocol):
 @dataclass
 class Sink:
     latencies: array = field(default_factory=lambda: array("d"))
+    """``receive - sentAt`` of every bench message, epoch ms."""
+    finals: list[tuple[float, bytes]] = field(default_factory=list)
+    """(arrival in epoch ms, frame payload) of every job's ``complete``/``error``."""
     closed: int = 0
 
 
-async def _connect_all(host: str, port: int, count: int, sink: Sink) -> list[BenchClient]:
+async def connect_all(host: str, port: int, count: int, sink: Sink) -> list[BenchClient]:
     loop = asyncio.get_running_loop()
     clients: list[BenchClient] = []
     for first in range(0, count, CONNECT_BATCH):
@@ -173,7 +188,7 @@ async def _client_main(host: str, ports: list[int], count: int, expected: int, r
     clients: list[BenchClient] = []
     for index, (port, sink) in enumerate(zip(ports, sinks)):
         share = count // len(ports) + (1 if index < count % len(ports) else 0)
-        clients += await _connect_all(host, port, share, sink)
+        clients += await connect_all(host, port, share, sink)
     ready.put(len(clients))
 
     def received() -> int:
@@ -181,7 +196,7 @@ async def _client_main(host: str, ports: list[int], count: int, expected: int, r
 
     while not go.is_set():
         await asyncio.sleep(0.01)
-    cpu0, wall0 = time.process_time(), time.perf_counter()
+    meter = CpuMeter()
     deadline = time.monotonic() + 120
     last_count, last_change = 0, time.monotonic()
     while received() < expected and time.monotonic() < deadline:
@@ -190,8 +205,7 @@ async def _client_main(host: str, ports: list[int], count: int, expected: int, r
             last_count, last_change = received(), time.monotonic()
         elif last_count and time.monotonic() - last_change > 5:
             break  # quiet for 5 s: whatever is missing is not coming
-    busy = received() and (time.perf_counter() - wall0)
-    cpu = (time.process_time() - cpu0) / busy if busy else 0.0
+    cpu = meter.share() if received() else 0.0
     out.put(([s.latencies.tobytes() for s in sinks], sum(s.closed for s in sinks), cpu))
     for client in clients:
         client.transport.abort()  # type: ignore[union-attr]
@@ -203,7 +217,7 @@ def _client_process(cpu: int | None, *args: object) -> None:
     uvloop.run(_client_main(*args))  # type: ignore[arg-type]
 
 
-async def _probe(host: str, port: int, stop: asyncio.Event) -> list[float]:
+async def probe(host: str, port: int, stop: asyncio.Event) -> list[float]:
     """JSON ping every 10 ms on one more connection; returns the round trips in seconds."""
     reader, writer = await asyncio.open_connection(host, port)
     writer.write(_handshake(host, port))
@@ -266,11 +280,13 @@ class Server:
     """``nve serve`` in a child process, pinned to one CPU, with the bench hook on."""
 
     def __init__(self, database: str, cpu: int | None, redis_url: str, data_dir: Path,
-                 script: Path | None = None) -> None:
+                 script: Path | None = None, env: dict[str, str] | None = None) -> None:
+        """``env`` overrides the environment (e.g. ``NVE_WORKERS``, 0 here: no media workers)."""
         self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
         base, _, _ = PG_ADMIN.rpartition("/")
         env = {**os.environ, "NVE_BENCH": "1", "DATABASE_URL": f"{base}/{database}", "REDIS_URL": redis_url,
-               "NVE_WORKERS": "0"}
+               "NVE_WORKERS": "0", **(env or {})}
         entry = [str(script)] if script is not None else ["-m", "server.cli"]
         command = [sys.executable, *entry, "--log-level", "WARNING", "serve", "--host", "127.0.0.1",
                    "--port", str(self.port), "--data-dir", str(data_dir), "--no-access-log"]
@@ -321,22 +337,17 @@ def _wait_bus(servers: list[Server]) -> None:
 
 
 def run_round(servers: list[Server], clients: int, count: int, processes: int,
-              client_cpus: list[int]) -> dict[str, object]:
-    """One round; the broadcast enters at ``servers[0]``, the others get it over the Redis bus."""
+              client_cpus: list[int]) -> tuple[dict[str, object], dict[str, list[float]]]:
+    """One round; the broadcast enters at ``servers[0]``, the others get it over the Redis bus.
+    Returns its row, and its fan-out latencies and ping round trips in seconds (for the plot)."""
     if len(servers) > 1:
         _wait_bus(servers)
     context = multiprocessing.get_context("spawn")
     ready, out = context.Queue(), context.Queue()
     go = context.Event()
     ports = [server.port for server in servers]
-    shares = [clients // processes + (1 if i < clients % processes else 0) for i in range(processes)]
-    workers = []
-    for index, share in enumerate(s for s in shares if s):
-        cpu = client_cpus[index % len(client_cpus)] if client_cpus else None
-        worker = context.Process(target=_client_process,
-                                 args=(cpu, "127.0.0.1", ports, share, share * count, ready, go, out))
-        worker.start()
-        workers.append(worker)
+    workers = start_clients(context, _client_process, clients, processes, client_cpus,
+                            lambda cpu, share: (cpu, "127.0.0.1", ports, share, share * count, ready, go, out))
     rss_before = sum(_rss_kib(server.process.pid) for server in servers)
     connected = sum(ready.get(timeout=300) for _ in workers)
     time.sleep(1.0)  # let the servers settle before reading their memory
@@ -345,13 +356,13 @@ def run_round(servers: list[Server], clients: int, count: int, processes: int,
 
     async def drive() -> list[float]:
         stop = asyncio.Event()
-        probe = asyncio.create_task(_probe("127.0.0.1", origin.port, stop))
+        pinging = asyncio.create_task(probe("127.0.0.1", origin.port, stop))
         await asyncio.sleep(0.2)
         go.set()
         await asyncio.to_thread(origin.broadcast, count, f"bench-{clients}-{uuid.uuid4().hex[:8]}")
         results = [await asyncio.to_thread(out.get, True, 300) for _ in workers]
         stop.set()
-        rtts = await probe
+        rtts = await pinging
         drive.results = results  # type: ignore[attr-defined]
         return rtts
 
@@ -361,13 +372,12 @@ def run_round(servers: list[Server], clients: int, count: int, processes: int,
         worker.join(30)
     local, bus = array("d"), array("d")  # clients of the origin server, clients of the others
     closed = 0
-    cpu = 0.0
-    for per_server, lost, share in results:
+    for per_server, lost, _ in results:
         for index, raw in enumerate(per_server):
             (local if index == 0 else bus).frombytes(raw)
         closed += lost
-        cpu = max(cpu, share)
-    fanout = summarize([v / 1000 for v in (*local, *bus)])
+    latencies = [v / 1000 for v in (*local, *bus)]
+    fanout = summarize(latencies)
     near, far = summarize([v / 1000 for v in local]), summarize([v / 1000 for v in bus])
     ping = summarize(rtts)
     return {
@@ -378,9 +388,57 @@ def run_round(servers: list[Server], clients: int, count: int, processes: int,
         "bus_p50_ms": far["p50_ms"], "bus_p99_ms": far["p99_ms"],
         "rss_kib_per_conn": (rss_after - rss_before) / max(1, connected),
         "ping_p50_ms": ping["p50_ms"], "ping_p99_ms": ping["p99_ms"], "ping_max_ms": ping["max_ms"],
-        "pings": len(rtts), "closed_by_server": closed, "client_cpu": round(cpu * 100),
-        "client_saturated": cpu > 0.9,
-    }
+        "pings": len(rtts), "closed_by_server": closed, **client_load(share for _, _, share in results),
+    }, {f"fan-out, {connected} clients on {len(servers)} node(s)": latencies,
+        f"ping RTT, {connected} clients": rtts}
+
+
+@contextmanager
+def scratch() -> Iterator[tuple[str, Path]]:
+    """A throwaway database (created and dropped on ``PG_ADMIN``'s server) and data directory."""
+    database = f"nve_ws_bench_{uuid.uuid4().hex[:8]}"
+    asyncio.run(_admin(f'CREATE DATABASE "{database}"'))
+    data_dir = Path(tempfile.mkdtemp(prefix=database))
+    try:
+        yield database, data_dir
+    finally:
+        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def pin_cpus(server_cpu: int) -> tuple[int | None, list[int]]:
+    """The server's CPU (None: -1, not pinned) and the client CPUs, where this process moves too."""
+    cpu = None if server_cpu < 0 else server_cpu
+    client_cpus = sorted(os.sched_getaffinity(0) - ({cpu} if cpu is not None else set()))
+    os.sched_setaffinity(0, set(client_cpus) or os.sched_getaffinity(0))
+    return cpu, client_cpus
+
+
+def add_server_args(parser: argparse.ArgumentParser) -> None:
+    """The options of a server this harness starts itself (when it is not given ``--url``)."""
+    parser.add_argument("--server-cpu", type=int, default=0, help="CPU the server is pinned to (-1: none)")
+    parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+                        help="Redis of the server (its bus); an unreachable one means local delivery only")
+    parser.add_argument("--server-script", type=Path,
+                        help="run this script (same arguments as `nve`) instead of `python -m server.cli`")
+
+
+def add_target_args(parser: argparse.ArgumentParser) -> None:
+    """``--url`` of the deployment to load, and the options of the server started when it is not given."""
+    parser.add_argument("--url", help="the deployment to load (default: start a server of its own)")
+    add_server_args(parser)
+
+
+def open_target(stack: ExitStack, args: argparse.Namespace, env: dict[str, str] | None = None) -> tuple[str, list[int]]:
+    """The URL to load and the CPUs for client processes: ``args.url`` (no pinning), or a server of
+    its own on a scratch database (``env`` added to its environment), stopped when ``stack`` closes."""
+    if args.url:
+        return args.url, []
+    server_cpu, client_cpus = pin_cpus(args.server_cpu)
+    database, data_dir = stack.enter_context(scratch())
+    server = Server(database, server_cpu, args.redis_url, data_dir, args.server_script, env)
+    stack.callback(server.stop)
+    return server.url, client_cpus
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -388,44 +446,110 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--clients", default="100,1000,5000,10000", help="comma-separated N values")
     parser.add_argument("--count", type=int, default=50, help="broadcasts per round (K)")
     parser.add_argument("--processes", type=int, default=2, help="client processes")
-    parser.add_argument("--server-cpu", type=int, default=0, help="CPU the server is pinned to (-1: none)")
-    parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
-                        help="Redis of the server (its bus); an unreachable one means local delivery only")
-    parser.add_argument("--server-script", type=Path,
-                        help="run this script (same arguments as `nve`) instead of `python -m server.cli`")
+    add_server_args(parser)
     parser.add_argument("--nodes", default="1",
                         help="comma-separated server counts (e.g. 1,3): nodes sharing the database and Redis")
-    parser.add_argument("--json", type=Path, help="also write the rows here")
+    add_output_args(parser)
     args = parser.parse_args(argv)
-    server_cpu = None if args.server_cpu < 0 else args.server_cpu
-    client_cpus = sorted(os.sched_getaffinity(0) - ({server_cpu} if server_cpu is not None else set()))
-    os.sched_setaffinity(0, set(client_cpus) or os.sched_getaffinity(0))
-    database = f"nve_ws_bench_{uuid.uuid4().hex[:8]}"
-    asyncio.run(_admin(f'CREATE DATABASE "{database}"'))
-    data_dir = Path(tempfile.mkdtemp(prefix=database))
-    rows = []
-    try:
+    server_cpu, client_cpus = pin_cpus(args.server_cpu)
+    rows, raw = [], {}
+    with scratch() as (database, data_dir):
         for nodes in (int(n) for n in args.nodes.split(",")):
             for clients in (int(n) for n in args.clients.split(",")):
                 servers: list[Server] = []
                 try:
                     for _ in range(nodes):
                         servers.append(Server(database, server_cpu, args.redis_url, data_dir, args.server_script))
-                    row = run_round(servers, clients, args.count, args.processes, client_cpus)
+                    row, samples = run_round(servers, clients, args.count, args.processes, client_cpus)
                 finally:
                     for server in servers:
                         server.stop()
                 rows.append(row)
+                raw.update(samples)
                 print_table([row], list(row))
                 sys.stdout.flush()
-    finally:
-        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
-        shutil.rmtree(data_dir, ignore_errors=True)
     print()
     print_table(rows, ["nodes", "clients", "delivered", "expected", "p50_ms", "p99_ms", "max_ms",
                        "local_p50_ms", "local_p99_ms", "bus_p50_ms", "bus_p99_ms", "rss_kib_per_conn",
                        "ping_p50_ms", "ping_p99_ms", "ping_max_ms", "client_cpu", "client_saturated"])
     write_json(args.json, rows)
+    if args.plot:
+        from perf.plot import plot
+
+        plot(args.plot, f"ws-fanout, {args.count} broadcasts", raw)
+
+
+def start_clients(context: Any, target: Callable[..., None], total: int, processes: int, cpus: list[int],
+                  args_of: Callable[[int | None, int], tuple]) -> list[Any]:
+    """``total`` clients split over up to ``processes`` spawned ``target`` processes, started with
+    ``args_of(cpu, count)``: ``cpu`` (round robin over ``cpus``, None if empty) is for the
+    process to pin itself to, ``count`` its share of the clients."""
+    started = []
+    for index, count in enumerate(c for c in shares(total, processes) if c):
+        process = context.Process(target=target, args=args_of(cpus[index % len(cpus)] if cpus else None, count))
+        process.start()
+        started.append(process)
+    return started
+
+
+def _hold_idle(cpu: int | None, host: str, port: int, count: int, ready: multiprocessing.Queue,  # type: ignore[type-arg]
+               go: multiprocessing.Event, out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    """Client process of ws-rtt: ``count`` connections held open (answering pings) until ``go``."""
+    if cpu is not None:
+        os.sched_setaffinity(0, {cpu})
+
+    async def hold() -> None:
+        sink = Sink()
+        clients = await connect_all(host, port, count, sink)
+        ready.put(len(clients))
+        meter = CpuMeter()
+        while not go.is_set():
+            await asyncio.sleep(0.05)
+        out.put(meter.share())
+        for client in clients:
+            client.transport.abort()  # type: ignore[union-attr]
+
+    uvloop.run(hold())
+
+
+def rtt_main(argv: list[str] | None = None) -> None:
+    """``ws-rtt``: the JSON ping round trip on one connection while N idle ones are held open."""
+    parser = argparse.ArgumentParser(prog="python -m perf ws-rtt", description=rtt_main.__doc__)
+    parser.add_argument("--clients", type=int, default=1000, help="idle connections held open meanwhile")
+    parser.add_argument("--processes", type=int, default=2, help="client processes holding them")
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds of pinging (every 10 ms)")
+    add_target_args(parser)
+    add_output_args(parser)
+    args = parser.parse_args(argv)
+    with ExitStack() as stack:
+        url, client_cpus = open_target(stack, args)
+        target = Target.from_url(url)
+        context = multiprocessing.get_context("spawn")
+        ready, out, go = context.Queue(), context.Queue(), context.Event()
+        workers = start_clients(context, _hold_idle, args.clients, args.processes, client_cpus,
+                                lambda cpu, share: (cpu, target.host, target.port, share, ready, go, out))
+        connected = sum(ready.get(timeout=300) for _ in workers)
+
+        async def ping() -> list[float]:
+            stop = asyncio.Event()
+            asyncio.get_running_loop().call_later(args.duration, stop.set)
+            return await probe(target.host, target.port, stop)
+
+        rtts = uvloop.run(ping())
+        go.set()
+        cpu = [out.get(timeout=60) for _ in workers]
+        for worker in workers:
+            worker.join(30)
+    row = {"clients": connected, "pings": len(rtts), **summarize(rtts), "errors": 0 if rtts else 1,
+           **client_load(cpu)}
+    print(f"ws-rtt against {args.url or 'a server of its own'}: one JSON ping every 10 ms for "
+          f"{args.duration:g} s, {connected} idle clients held open")
+    print_table([row], list(row))
+    write_json(args.json, [row])
+    if args.plot:
+        from perf.plot import plot
+
+        plot(args.plot, f"ws-rtt, {connected} idle clients", {"ping RTT": rtts})
 
 
 if __name__ == "__main__":

@@ -1,0 +1,117 @@
+"""Every load scenario of ``python -m perf``, in its smallest form, end to end.
+
+Not a benchmark (no figure is asserted): each scenario runs for about a second as
+``python -m perf <scenario> --json --plot`` against a real server, so that the harness
+cannot rot unnoticed. Checked: it exits 0, its JSON has the expected keys and no
+errors, and its PNG was drawn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ADMIN_DSN
+
+ROOT = Path(__file__).resolve().parents[2]
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+async def run_perf(tmp_path: Path, scenario: str, *args: str) -> object:
+    """``python -m perf scenario args --json --plot``; its JSON, after checking its exit and PNG."""
+    out, png = tmp_path / f"{scenario}.json", tmp_path / f"{scenario}.png"
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "perf", scenario, *args, "--json", str(out), "--plot", str(png),
+        cwd=ROOT, env={**os.environ, "NVE_BENCH_PG": ADMIN_DSN, "NVE_TEST_PG": ADMIN_DSN},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    output, _ = await asyncio.wait_for(process.communicate(), 120)
+    assert process.returncode == 0, output.decode(errors="replace")[-3000:]
+    assert png.read_bytes()[:8] == PNG, f"{scenario} drew no PNG"
+    return json.loads(out.read_text())
+
+
+def check_rows(rows: object, keys: set[str]) -> list[dict]:
+    assert isinstance(rows, list) and rows
+    for row in rows:
+        assert keys <= row.keys(), keys - row.keys()
+        assert not row.get("errors"), row
+    return rows
+
+
+async def test_http_crud(start_server, tmp_path: Path) -> None:
+    server = await start_server()
+    rows = check_rows(await run_perf(tmp_path, "http-crud", "--url", f"http://127.0.0.1:{server.port}",
+                                     "--concurrency", "4", "--duration", "0.3", "--scenarios", "get,mix"),
+                      {"scenario", "requests", "req_per_s", "p50_ms", "p99_ms", "errors", "client_cpu",
+                       "client_saturated"})
+    assert all(row["requests"] > 0 for row in rows)
+
+
+async def test_ws_fanout(redis_url: str, tmp_path: Path) -> None:
+    [row] = check_rows(await run_perf(tmp_path, "ws-fanout", "--clients", "20", "--count", "5", "--processes", "1",
+                                      "--server-cpu", "-1", "--redis-url", redis_url),
+                       {"clients", "delivered", "expected", "p50_ms", "p99_ms", "ping_p50_ms", "client_cpu",
+                        "client_saturated"})
+    assert row["delivered"] == row["expected"] == 100
+
+
+async def test_ws_rtt(redis_url: str, tmp_path: Path) -> None:
+    [row] = check_rows(await run_perf(tmp_path, "ws-rtt", "--clients", "20", "--processes", "1", "--duration",
+                                      "0.5", "--server-cpu", "-1", "--redis-url", redis_url),
+                       {"clients", "pings", "p50_ms", "p99_ms", "errors", "client_cpu", "client_saturated"})
+    assert row["clients"] == 20 and row["pings"] > 10
+
+
+async def test_cache(tmp_path: Path) -> None:
+    document = await run_perf(tmp_path, "cache", "--concurrency", "4", "--duration", "0.3", "--files", "10",
+                              "--hot", "5", "--zipf-requests", "100")
+    check_rows(document["rows"], {"requests", "req_per_s", "p50_ms", "p99_ms", "errors", "client_saturated"})
+    assert document["zipf"]["errors"] == 0 and 0 < document["zipf"]["hit_ratio"] <= 1
+
+
+async def test_jobs(tmp_path: Path) -> None:
+    rows = check_rows(await run_perf(tmp_path, "jobs", "--dsn", ADMIN_DSN, "--jobs", "2", "--workers", "1",
+                                     "--clip-seconds", "2"),
+                      {"workers", "jobs", "metric", "p50_ms"})
+    assert {row["metric"] for row in rows} == {"pickup (idle)", "wait", "run", "total", "burst wall"}
+    assert "client_saturated" in rows[-1]
+
+
+async def test_upload(tmp_path: Path) -> None:
+    rows = check_rows(await run_perf(tmp_path, "upload", "--mb", "1", "--runs", "1"),
+                      {"mode", "mb_per_s", "seconds", "client_cpu", "client_saturated"})
+    assert [row["mode"] for row in rows] == ["multipart", "tus", "tus+sha1", "tus-8MiB"]
+
+
+async def test_mixed(start_server, tmp_path: Path) -> None:
+    """Against a server by URL (not one of its own): one without the bench hook, so the WebSocket
+    latency comes from the jobs' final messages alone."""
+    server = await start_server(workers=1)
+    document = await run_perf(tmp_path, "mixed", "--url", f"http://127.0.0.1:{server.port}", "--followers", "50",
+                              "--processes", "1", "--concurrency", "4", "--jobs", "3", "--duration", "1",
+                              "--clip-seconds", "2")
+    assert isinstance(document, dict)
+    assert {"crud_req_per_s", "crud_p50_ms", "crud_p99_ms", "job_e2e_p50_ms", "job_e2e_p99_ms", "ws_final_p50_ms",
+            "ws_final_p99_ms", "ws_progress_p50_ms", "client_cpu", "client_saturated"} <= document.keys()
+    assert document["errors"] == 0, document
+    assert document["followers"] == 50 and document["jobs"] == 3
+    assert document["finals_delivered"] == document["finals_expected"] == 150
+    assert document["ws_progress_p50_ms"] is None, "no bench hook without NVE_BENCH=1"
+    check_rows(document["rows"], {"metric", "count", "p50_ms", "p99_ms"})
+
+
+def test_every_load_scenario_is_covered() -> None:
+    """A scenario added to ``python -m perf`` needs a smoke test here (the media micro-benchmarks
+    and the cluster launcher are not load scenarios: they run for minutes or until Ctrl-C)."""
+    from perf.__main__ import SCENARIOS
+
+    tested = {name.removeprefix("test_").replace("_", "-") for name in globals() if name.startswith("test_")}
+    assert set(SCENARIOS) - {"media", "render", "cluster"} <= tested
+
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
