@@ -169,11 +169,12 @@ def decode_cursor(cursor: str) -> tuple[dt.datetime, int]:
 
 
 def page_limit(raw: str | None) -> int:
+    """The page size asked for: 50 by default; more than the maximum (200) gets the maximum."""
     if raw is None or raw == "":
         return DEFAULT_PAGE
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE:
-        raise ValidationError(f"Query parameter 'limit' must be an integer from 1 to {MAX_PAGE}", "limit")
-    return int(raw)
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValidationError("Query parameter 'limit' must be a positive integer", "limit")
+    return min(int(raw), MAX_PAGE)
 
 
 # -- the store ---------------------------------------------------------------------------

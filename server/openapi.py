@@ -220,7 +220,8 @@ PATHS: dict[str, dict[str, Any]] = {
                     "headers": {"X-Next-Cursor": {"schema": {"type": "string"},
                                                   "description": "Cursor of the next page, when there is one"}}},
             "400": _error("Bad limit or cursor"), "503": _error("Database unavailable")},
-            params=[query_param("limit", {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}),
+            params=[query_param("limit", {"type": "integer", "minimum": 1, "default": 50,
+                                         "description": "Page size; more than 200 gets 200"}),
                     query_param("cursor", {"type": "string"})], tags=["projects"]),
     },
     "/api/projects/{id}": {

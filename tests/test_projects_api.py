@@ -139,14 +139,16 @@ async def test_list_pages_with_a_cursor(client):
     assert seen == [f"p{index}" for index in reversed(range(7))]
 
 
-async def test_list_default_limit_is_50(client):
-    await asyncio.gather(*(create(client, name=f"p{i}") for i in range(55)))
+async def test_list_default_limit_is_50_and_the_maximum_200(client):
+    await asyncio.gather(*(create(client, name=f"p{i}") for i in range(205)))
     response = await client.get("/api/projects")
     assert len(response.json()) == 50 and "x-next-cursor" in response.headers
+    largest = await client.get("/api/projects", params={"limit": "1000"})
+    assert len(largest.json()) == 200 and "x-next-cursor" in largest.headers
 
 
 @pytest.mark.parametrize("query, field", [
-    ("limit=0", "limit"), ("limit=201", "limit"), ("limit=abc", "limit"), ("cursor=%%%", "cursor"),
+    ("limit=0", "limit"), ("limit=-3", "limit"), ("limit=abc", "limit"), ("cursor=%%%", "cursor"),
     ("cursor=bm90LWEtY3Vyc29y", "cursor"),
 ])
 async def test_list_rejects_bad_paging(client, query, field):
