@@ -58,6 +58,11 @@ def media_file(media_dir: Path, name: str) -> Path:
     return path
 
 
+def video_url(filename: str) -> str:
+    """Where ``GET /videos/{filename}`` serves a file of the media directory."""
+    return f"/videos/{filename}"
+
+
 def content_type(name: str) -> str:
     return CONTENT_TYPES.get(os.path.splitext(name)[1].lower(), "application/octet-stream")
 

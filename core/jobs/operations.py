@@ -12,13 +12,13 @@ split adds ``parts`` (both parts; filename/url/duration are part one's) and ``cu
 from __future__ import annotations
 
 import math
-import re
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from core.errors import NotFound, ValidationError
+from core.storage import is_safe_name, video_url
 from core.media.render import render
 from core.media.split import split
 from core.media.trim import MODES, trim
@@ -28,23 +28,17 @@ Progress = Callable[[float, str | None], None]
 ShouldCancel = Callable[[], bool]
 
 OPERATIONS = ("trim", "split", "process")
-# A plain file name: no directory part, not hidden (outputs in progress are hidden).
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9 ._()+-]{0,254}$")
 
 
 def new_operation_id(operation: str) -> str:
     return f"{operation}-{uuid.uuid4().hex}"
 
 
-def video_url(filename: str) -> str:
-    return f"/videos/{filename}"
-
-
 def source_path(media_dir: Path, filename: object, field: str = "filename") -> Path:
     """The existing file ``filename`` names in ``media_dir``; 400 if not a plain name, 404 if absent."""
     if not isinstance(filename, str) or not filename:
         raise ValidationError(f"Field '{field}' must be a non-empty string", field)
-    if not _SAFE_NAME.match(filename):
+    if not is_safe_name(filename):
         raise ValidationError(f"Field '{field}' must be a plain file name", field)
     path = media_dir / filename
     if not path.is_file():
@@ -103,7 +97,8 @@ def output_label(body: dict[str, Any]) -> str | None:
     output = body.get("output")
     if output is None:
         return None
-    if not isinstance(output, str) or not _SAFE_NAME.match(output) or len(output) > 100:
+    # The result is output-process-<id>.mp4 in the media dir: it must be servable by /videos.
+    if not isinstance(output, str) or not is_safe_name(output) or len(output) > 100:
         raise ValidationError("Field 'output' must be a plain file name of at most 100 characters", "output")
     return output.removesuffix(".mp4")
 

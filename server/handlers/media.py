@@ -80,10 +80,6 @@ def media_pool(app: App) -> MediaPool:
     return pool
 
 
-def video_url(filename: str) -> str:
-    return f"/videos/{filename}"
-
-
 # -- upload ----------------------------------------------------------------------------------
 
 
@@ -160,7 +156,7 @@ async def store_upload(app: App, temp: Path, client_name: str | None) -> dict[st
     filename = await loop.run_in_executor(None, storage.commit, temp, app.settings.media_path, ext)
     # The probe just ran: seed the metadata cache so the first GET /api/metadata is a hit.
     await app.kv.metadata.put(filename, metadata)
-    return {"filename": filename, "url": video_url(filename), "metadata": metadata}
+    return {"filename": filename, "url": storage.video_url(filename), "metadata": metadata}
 
 
 def _unlink(path: Path) -> None:

@@ -19,6 +19,7 @@ import asyncio
 import os
 from pathlib import Path
 
+from server.files import etag_matches, etag_of
 from server.http.request import Request
 from server.http.response import HTTPError, Response
 
@@ -82,11 +83,12 @@ async def _serve(request: Request, path: Path) -> Response:
         stat, body = await loop.run_in_executor(None, _read, path)
     except FileNotFoundError:
         raise _not_found(str(path.relative_to(STATIC_ROOT))) from None
-    tag = f'"{stat.st_size:x}-{stat.st_mtime_ns:x}"'
+    tag = etag_of(stat)
     headers = [("etag", tag), ("cache-control", "no-cache"), ("x-content-type-options", "nosniff")]
     if path.suffix == ".html":
         headers.append(("content-security-policy", CONTENT_SECURITY_POLICY))
-    if _matches(request.headers.get("if-none-match"), tag):
+    if_none_match = request.headers.get("if-none-match")
+    if if_none_match is not None and etag_matches(if_none_match, tag):
         return Response(304, headers)
     headers.append(("content-type", CONTENT_TYPES.get(path.suffix.lower(), "application/octet-stream")))
     return Response(200, headers, body)
@@ -96,11 +98,3 @@ def _read(path: Path) -> tuple[os.stat_result, bytes]:
     with path.open("rb") as file:
         return os.fstat(file.fileno()), file.read()
 
-
-def _matches(if_none_match: str | None, tag: str) -> bool:
-    """RFC 9110 weak comparison, as If-None-Match uses: ``W/`` prefixes are ignored."""
-    if if_none_match is None:
-        return False
-    if if_none_match.strip() == "*":
-        return True
-    return any(candidate.strip().removeprefix("W/") == tag for candidate in if_none_match.split(","))

@@ -117,6 +117,9 @@ async def test_bad_requests_name_the_field(jobs_server: Any, clip: str) -> None:
         assert (await error("/api/edit/process", {"filename": clip, "edits": [
             {"type": "speed", "factor": 9}]}))["field"] == "edits[0].factor"
         assert (await error("/api/edit/process", {"filename": clip}))["field"] == "edits"
+        # /videos could not serve a result whose name /videos refuses: same rule, refused up front.
+        assert (await error("/api/edit/process", {"filename": clip, "edits": [],
+                                                  "output": "my cut (1)"}))["field"] == "output"
         assert (await error("/api/edit/process", {}))["field"] == "projectId"
         assert (await error("/api/edit/process", {"projectId": "7"}))["field"] == "projectId"
         await error("/api/edit/process", {"projectId": 987654}, 404)
