@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 
 import h11
-import msgspec
 
 
 Headers = list[tuple[bytes, bytes]]
@@ -208,31 +207,7 @@ class HTTPConnection:
         """Whether the connection may carry another request once this response is sent."""
         return self._h11.our_state is h11.DONE and self._h11.their_state is h11.DONE
 
-    @property
-    def idle(self) -> bool:
-        """No request in progress: waiting for the first byte of the next one."""
-        return self._h11.their_state is h11.IDLE and self._h11.our_state is h11.IDLE
-
     def start_next_cycle(self) -> None:
         self._h11.start_next_cycle()
         self._head_request = False
         self._body_done = True
-
-    def close_response(self, status: int, message: str) -> bytes:
-        """A complete JSON error response (head, body, end), then the connection closes.
-
-        Used when something goes wrong before or instead of a handler's response; only
-        valid while no response head has been sent.
-        """
-        body = msgspec.json.encode({"error": message})
-        return (
-            self.send_head(status, [(b"content-type", b"application/json"),
-                                    (b"content-length", b"%d" % len(body)),
-                                    (b"connection", b"close")])
-            + self.send_body(body)
-            + self.send_end()
-        )
-
-    @property
-    def response_started(self) -> bool:
-        return self._h11.our_state is not h11.IDLE and self._h11.our_state is not h11.SEND_RESPONSE

@@ -240,7 +240,6 @@ class HTTPProtocol(asyncio.Protocol):
             request_id=next_request_id(), content_length=head.content_length,
             reader=self._read_body if head.has_body else _no_body,
         )
-        request.state["upgrade"] = head.upgrade
         response = await self._server.handler(request)
         if self._lost:
             return False

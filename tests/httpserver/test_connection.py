@@ -171,16 +171,6 @@ def test_answering_without_reading_the_body_closes_the_connection():
     assert not conn.keep_alive
 
 
-def test_close_response_is_complete_json():
-    conn = HTTPConnection()
-    conn.receive_data(GET)
-    events(conn)
-    out = conn.close_response(503, 'Database "x" is down')
-    head, _, body = out.partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 503 Service Unavailable")
-    assert body == b'{"error":"Database \\"x\\" is down"}'
-
-
 def test_upgrade_returns_bytes_read_past_the_handshake():
     conn = HTTPConnection()
     conn.receive_data(b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
