@@ -18,6 +18,7 @@ import platformdirs
 from core.jobs.settings import JobSettings
 
 MiB = 1 << 20
+ACCESS_MODES = ("auto", "open", "owners")
 SPARE_CORES = max(1, (os.cpu_count() or 2) - 1)
 """Cores left for media work once the server's event loop has one."""
 
@@ -36,6 +37,11 @@ class Settings:
     allowed_origins: tuple[str, ...] = ()
     trusted_proxies: tuple[str, ...] = ()
     bench: bool = False
+    access: str = "auto"
+    """Who may use the API without credentials (``NVE_ACCESS``, server/access.py):
+    ``open`` (everyone is the single local user), ``owners`` (an API key or a browser
+    session, each seeing only its own), ``auto`` (open for clients on this machine when
+    no proxy is in between, owners for everyone else)."""
 
     json_body_limit: int = 1 * MiB
     upload_limit: int = 4096 * MiB
@@ -94,6 +100,8 @@ class Settings:
         if "NVE_TRUSTED_PROXIES" in env:
             values["trusted_proxies"] = _split_list(env["NVE_TRUSTED_PROXIES"])
         values["bench"] = env.get("NVE_BENCH") == "1"
+        if "NVE_ACCESS" in env:
+            values["access"] = env["NVE_ACCESS"]
         values["jobs"] = JobSettings.from_env(env)
         for name, field, kind in _NUMERIC_ENV:
             if name in env:
@@ -107,7 +115,10 @@ class Settings:
             workers = max(1, int(values.get("workers", SPARE_CORES)))  # type: ignore[call-overload]
             values["jobs"] = dataclasses.replace(  # type: ignore[type-var]
                 values["jobs"], codec_threads=max(1, SPARE_CORES // workers))
-        return cls(**values)  # type: ignore[arg-type]
+        settings = cls(**values)  # type: ignore[arg-type]
+        if settings.access not in ACCESS_MODES:
+            raise ValueError(f"NVE_ACCESS must be one of {', '.join(ACCESS_MODES)}, not {settings.access!r}")
+        return settings
 
 
 def database_url_from_env(env: Mapping[str, str]) -> str | None:

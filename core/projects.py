@@ -31,19 +31,22 @@ _COLUMNS = "id, name, description, video_filename, video_url, timeline_state, ve
 _ROW_JSON = f"(SELECT row_to_json(r)::text FROM (SELECT {_COLUMNS}) r)"
 
 _INSERT = f"""
-INSERT INTO projects (name, description, video_filename, video_url, timeline_state)
-VALUES ($1, $2, $3, $4, $5::jsonb)
+INSERT INTO projects (name, description, video_filename, video_url, timeline_state, owner, idempotency_key)
+VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7)
+ON CONFLICT (owner, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 RETURNING id, version, {_ROW_JSON} AS doc"""
 
-_SELECT = f"SELECT version, {_ROW_JSON} AS doc FROM projects WHERE id = $1"
+_BY_IDEMPOTENCY_KEY = f"SELECT version, {_ROW_JSON} AS doc FROM projects WHERE owner = $1 AND idempotency_key = $2"
+
+_SELECT = f"SELECT version, {_ROW_JSON} AS doc FROM projects WHERE id = $1 AND owner = $2"
 
 _PAGE_FIRST = f"""
-SELECT id, updated_at, {_ROW_JSON} AS doc FROM projects
+SELECT id, updated_at, {_ROW_JSON} AS doc FROM projects WHERE owner = $2
 ORDER BY updated_at DESC, id DESC LIMIT $1"""
 
 _PAGE_AFTER = f"""
 SELECT id, updated_at, {_ROW_JSON} AS doc FROM projects
-WHERE (updated_at, id) < ($2, $3)
+WHERE owner = $4 AND (updated_at, id) < ($2, $3)
 ORDER BY updated_at DESC, id DESC LIMIT $1"""
 
 # One statement for every combination of fields: a NULL flag leaves the column as it is.
@@ -53,10 +56,10 @@ UPDATE projects SET
   name = CASE WHEN $2::boolean THEN $3 ELSE name END,
   description = CASE WHEN $4::boolean THEN $6 ELSE description END,
   timeline_state = CASE WHEN $7::boolean THEN $8::jsonb ELSE timeline_state END
-WHERE id = $1 AND ($5::integer IS NULL OR version = $5)
+WHERE id = $1 AND owner = $9 AND ($5::integer IS NULL OR version = $5)
 RETURNING version, {_ROW_JSON} AS doc"""
 
-_DELETE = "DELETE FROM projects WHERE id = $1"
+_DELETE = "DELETE FROM projects WHERE id = $1 AND owner = $2"
 
 _json = msgspec.json.Encoder()
 
@@ -172,56 +175,69 @@ def page_limit(raw: str | None) -> int:
     """The page size asked for: 50 by default; more than the maximum (200) gets the maximum."""
     if raw is None or raw == "":
         return DEFAULT_PAGE
-    if not raw.isdigit() or int(raw) < 1:
+    digits = raw.lstrip("0")
+    # ASCII digits only (str.isdigit() takes "²", which int() refuses), and no int() of a
+    # huge string (Python refuses more than 4300 digits): anything past 3 digits is the maximum.
+    if not (raw.isascii() and raw.isdigit()) or not digits:
         raise ValidationError("Query parameter 'limit' must be a positive integer", "limit")
-    return min(int(raw), MAX_PAGE)
+    return MAX_PAGE if len(digits) > 3 else min(int(digits), MAX_PAGE)
 
 
 # -- the store ---------------------------------------------------------------------------
 
 class ProjectStore:
+    """The queries, each confined to one owner's rows: another owner's project is "not found"."""
+
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def create(self, project: NewProject) -> Document:
+    async def create(self, owner: str, project: NewProject, idempotency_key: str | None = None
+                     ) -> tuple[Document, bool]:
+        """Insert a project; it and True, or (a key ``owner`` used before) that key's project and False."""
         async with self._db.acquire() as connection:
             row = await connection.fetchrow(
                 _INSERT, project.name, project.description, project.video_filename,
-                project.video_url, _json.encode(project.timeline_state).decode(),
+                project.video_url, _json.encode(project.timeline_state).decode(), owner, idempotency_key,
             )
-        return Document(row["version"], row["doc"].encode())
+            created = row is not None
+            if not created:
+                row = await connection.fetchrow(_BY_IDEMPOTENCY_KEY, owner, idempotency_key)
+        if row is None:  # the key's project was deleted between the two statements
+            raise NotFound(f"The project created with Idempotency-Key {idempotency_key!r} was deleted")
+        return Document(row["version"], row["doc"].encode()), created
 
-    async def get(self, project_id: int) -> Document:
+    async def get(self, owner: str, project_id: int) -> Document:
         _check_id(project_id)
         async with self._db.acquire() as connection:
-            row = await connection.fetchrow(_SELECT, project_id)
+            row = await connection.fetchrow(_SELECT, project_id, owner)
         if row is None:
             raise NotFound(f"Project {project_id} not found")
         return Document(row["version"], row["doc"].encode())
 
-    async def page(self, limit: int, cursor: str | None) -> Page:
+    async def page(self, owner: str, limit: int, cursor: str | None) -> Page:
         async with self._db.acquire() as connection:
             if cursor is None:
-                rows = await connection.fetch(_PAGE_FIRST, limit + 1)
+                rows = await connection.fetch(_PAGE_FIRST, limit + 1, owner)
             else:
                 updated_at, after_id = decode_cursor(cursor)
-                rows = await connection.fetch(_PAGE_AFTER, limit + 1, updated_at, after_id)
+                rows = await connection.fetch(_PAGE_AFTER, limit + 1, updated_at, after_id, owner)
         more = len(rows) > limit
         rows = rows[:limit]
         body = ("[" + ",".join([row["doc"] for row in rows]) + "]").encode()
         next_cursor = encode_cursor(rows[-1]["updated_at"], rows[-1]["id"]) if more else None
         return Page(body, next_cursor)
 
-    async def update(self, project_id: int, changes: ProjectChanges, if_version: int | None) -> Document:
+    async def update(self, owner: str, project_id: int, changes: ProjectChanges,
+                     if_version: int | None) -> Document:
         _check_id(project_id)
         timeline = _json.encode(changes.timeline_state).decode() if changes.has_timeline else None
         async with self._db.acquire() as connection:
             row = await connection.fetchrow(
                 _UPDATE, project_id, changes.has_name, changes.name, changes.has_description,
-                if_version, changes.description, changes.has_timeline, timeline,
+                if_version, changes.description, changes.has_timeline, timeline, owner,
             )
             if row is None:
-                current = await connection.fetchrow(_SELECT, project_id)
+                current = await connection.fetchrow(_SELECT, project_id, owner)
         if row is not None:
             return Document(row["version"], row["doc"].encode())
         if current is None:
@@ -230,10 +246,10 @@ class ProjectStore:
             f"Project {project_id} was changed by someone else (version {current['version']}, "
             f"If-Match named {if_version})", current["doc"].encode(), current["version"])
 
-    async def delete(self, project_id: int) -> None:
+    async def delete(self, owner: str, project_id: int) -> None:
         _check_id(project_id)
         async with self._db.acquire() as connection:
-            status = await connection.execute(_DELETE, project_id)
+            status = await connection.execute(_DELETE, project_id, owner)
         if status == "DELETE 0":
             raise NotFound(f"Project {project_id} not found")
 

@@ -147,6 +147,13 @@ class SessionStore:
             await self._save(session)
         return session
 
+    async def find(self, cookie: str | None) -> str | None:
+        """The id of the live session ``cookie`` names (extending it), None if there is none."""
+        session_id = parse_session_id(cookie)
+        if session_id is None or await self._load(session_id) is None:
+            return None
+        return session_id
+
     async def update_settings(self, cookie: str | None, patch: Any) -> Session:
         """Apply a partial settings object (validated first: nothing is written if it fails)."""
         session = await self._find_or_start(cookie)
@@ -245,7 +252,8 @@ class SessionStore:
                 lambda client: client.set(self.key(session.id), document, px=self._ttl_ms))
             stored = True
         except KvUnavailable:
-            pass
+            # Redis may hold (or come back with) the copy this change replaces.
+            await self._kv.forget(self.key(session.id))
         if not stored:
             raise Unavailable("Sessions cannot be stored right now; try again shortly")
 

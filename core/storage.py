@@ -2,10 +2,14 @@
 
 Every name a client can send (a URL path segment) goes through :func:`media_file`, which
 accepts only ``[A-Za-z0-9._-]`` names that do not start with a dot, so ``..``, encoded
-slashes, absolute paths and hidden files never reach the file system. Hidden
+slashes, absolute paths and hidden files never reach the file system, and only regular
+files: a symlink is never followed, so one planted in the media directory (to
+``/etc/passwd``, or to a video elsewhere) is a 404, never a way out of it. Hidden
 directories inside the media directory hold what must not be served: uploads in
 progress (``.uploads``), tus partials (``.tus``) and cached derivatives (``.cache``).
-They are on the same file system as the media files, so finishing an upload is one
+They are created as real directories (:func:`working_dir` replaces a symlink planted in
+their place), so what the server writes and cleans up there stays inside. They are on the
+same file system as the media files, so finishing an upload is one
 atomic ``rename``: a reader sees a whole file under its final name or none.
 
 Server-side names are never derived from the client's path: :func:`new_filename` makes a
@@ -15,17 +19,24 @@ unique one and keeps at most a known video extension.
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
+import logging
 import os
 import re
 import secrets
+import stat
 import time
 from pathlib import Path
 from typing import BinaryIO
 
 from core.errors import NotFound
 
-_SAFE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,254}")
+log = logging.getLogger("nve.storage")
+
+SAFE_NAME = r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,254}"
+"""A media file name (also the OpenAPI document's pattern for one)."""
+_SAFE_NAME = re.compile(SAFE_NAME)
 UPLOADS_DIR = ".uploads"
 CACHE_DIR = ".cache"
 
@@ -43,9 +54,22 @@ _FORMAT_EXTENSIONS = {"mov": ".mp4", "matroska": ".mkv", "avi": ".avi", "mpegts"
 WRITE_BUFFER = 1 << 20
 
 
+def is_out_of_space(error: BaseException) -> bool:
+    """Whether ``error`` says the filesystem (or the user's quota) is full."""
+    return isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
 def is_safe_name(name: str) -> bool:
     """True for a plain file name of ``[A-Za-z0-9._-]`` not starting with a dot."""
     return _SAFE_NAME.fullmatch(name) is not None
+
+
+def is_regular_file(path: Path) -> bool:
+    """True for a regular file itself: a symlink (to anything) or a missing path is False."""
+    try:
+        return stat.S_ISREG(path.lstat().st_mode)
+    except (OSError, ValueError):  # ValueError: a NUL byte in the path
+        return False
 
 
 def media_file(media_dir: Path, name: str) -> Path:
@@ -53,7 +77,7 @@ def media_file(media_dir: Path, name: str) -> Path:
     if not is_safe_name(name):
         raise NotFound(f"Video {name!r} not found")
     path = media_dir / name
-    if not path.is_file():
+    if not is_regular_file(path):
         raise NotFound(f"Video {name} not found")
     return path
 
@@ -176,26 +200,55 @@ class AsyncFileWriter:
             self._file.close()
 
 
+def working_dir(path: Path) -> Path:
+    """``path`` as a real directory (created if needed): a symlink or file in its place is removed first.
+
+    The hidden working directories are written to and cleaned up by the server; a symlink
+    planted there would send those writes (and :func:`remove_stale`'s deletions) out of
+    the media directory. Removing a symlink never touches what it points to.
+    """
+    try:
+        mode = path.lstat().st_mode
+    except FileNotFoundError:
+        mode = None
+    if mode is not None and not stat.S_ISDIR(mode):
+        log.warning("replacing %s (not a directory: a symlink or file) with a directory", path)
+        path.unlink()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def temp_upload_path(media_dir: Path) -> Path:
     """A fresh path in the hidden uploads directory (created if needed)."""
-    directory = media_dir / UPLOADS_DIR
-    directory.mkdir(parents=True, exist_ok=True)
-    return directory / f"{secrets.token_hex(12)}.part"
+    return working_dir(media_dir / UPLOADS_DIR) / f"{secrets.token_hex(12)}.part"
 
 
 def remove_stale(directory: Path, older_than: float, now: float | None = None) -> list[Path]:
-    """Delete files in ``directory`` not modified for ``older_than`` seconds; return them."""
+    """Delete files in ``directory`` not modified for ``older_than`` seconds; return them.
+
+    ``directory`` itself is opened without following a symlink, so one planted in its
+    place cannot turn this into a deletion of old files elsewhere.
+    """
     now = time.time() if now is None else now
     removed: list[Path] = []
     try:
-        entries = list(os.scandir(directory))
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
     except FileNotFoundError:
         return removed
-    for entry in entries:
-        try:
-            if entry.is_file(follow_symlinks=False) and now - entry.stat().st_mtime > older_than:
-                os.unlink(entry.path)
-                removed.append(Path(entry.path))
-        except FileNotFoundError:
-            continue
+    except OSError as error:
+        if error.errno not in (errno.ELOOP, errno.ENOTDIR):
+            raise
+        log.warning("not cleaning %s: it is not a directory (a symlink?)", directory)
+        return removed
+    try:
+        for entry in list(os.scandir(fd)):
+            try:
+                stale = now - entry.stat(follow_symlinks=False).st_mtime > older_than
+                if entry.is_file(follow_symlinks=False) and stale:
+                    os.unlink(entry.name, dir_fd=fd)
+                    removed.append(directory / entry.name)
+            except FileNotFoundError:
+                continue
+    finally:
+        os.close(fd)
     return removed

@@ -3,11 +3,15 @@
 The checks are hand-written rather than derived from a schema because the contract wants
 sentences that name the exact place: ``timelineState.edits[2].factor``. Unknown keys of a
 timeline state are kept as given; an edit carries exactly the fields of its type.
+
+Numbers are JSON's: any number past float range is refused (it could not be a time or a
+factor), and an integer field takes ``2.0`` as 2, as JSON Schema's "integer" does.
 """
 
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -15,14 +19,39 @@ from core.errors import ValidationError
 
 SPEED_RANGE = (0.25, 4.0)
 GAIN_RANGE = (0.0, 4.0)
+_FLOAT_MAX = int(sys.float_info.max)
 
 
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+def is_number(value: object) -> bool:
+    """A JSON number usable as a float: not a bool, finite, and within float range.
+
+    JSON integers have no size limit; one past float range (``1e400`` written out in
+    digits) is refused here rather than overflowing later in ``float()`` or ``math``.
+    """
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return -_FLOAT_MAX <= value <= _FLOAT_MAX
+    return isinstance(value, float) and math.isfinite(value)
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+def _shown(value: object) -> str:
+    """A client's value for an error sentence: short strings as they are, anything else by type."""
+    if isinstance(value, str) and len(value) <= 40:
+        return repr(value)
+    return f"a {type(value).__name__}"
+
+
+def as_int(value: object) -> int | None:
+    """``value`` as a JSON integer, else None: an int, or a float with no fraction part
+    (JSON has one number type, so ``2.0`` is the integer 2, as JSON Schema's "integer" says)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
 
 
 def _number(obj: dict[str, Any], key: str, where: str, *, minimum: float | None = None,
@@ -33,7 +62,7 @@ def _number(obj: dict[str, Any], key: str, where: str, *, minimum: float | None 
             raise ValidationError(f"Field '{field}' is required", field)
         return
     value = obj[key]
-    if not _is_number(value):
+    if not is_number(value):
         raise ValidationError(f"Field '{field}' must be a number", field)
     if minimum is not None and maximum is not None and not minimum <= value <= maximum:
         raise ValidationError(f"Field '{field}' must be between {minimum:g} and {maximum:g}", field)
@@ -45,10 +74,11 @@ def _number(obj: dict[str, Any], key: str, where: str, *, minimum: float | None 
 
 def _dimension(obj: dict[str, Any], key: str, where: str, *, keep_allowed: bool) -> None:
     field = f"{where}.{key}"
-    value = obj.get(key)
-    if not _is_int(value) or not (value > 0 or (keep_allowed and value == -1)):
+    value = as_int(obj.get(key))
+    if value is None or not (value > 0 or (keep_allowed and value == -1)):
         rule = "a positive integer or -1" if keep_allowed else "a positive integer"
         raise ValidationError(f"Field '{field}' must be {rule}", field)
+    obj[key] = value  # 2.0 is stored (and rendered) as 2
 
 
 def _range(edit: dict[str, Any], where: str) -> None:
@@ -84,9 +114,10 @@ def _scale(edit: dict[str, Any], where: str) -> None:
 
 def _crop(edit: dict[str, Any], where: str) -> None:
     for key in ("x", "y"):
-        value = edit.get(key)
-        if not _is_int(value) or value < 0:
+        value = as_int(edit.get(key))
+        if value is None or value < 0:
             raise ValidationError(f"Field '{where}.{key}' must be a non-negative integer", f"{where}.{key}")
+        edit[key] = value
     _dimension(edit, "width", where, keep_allowed=False)
     _dimension(edit, "height", where, keep_allowed=False)
 
@@ -104,7 +135,8 @@ EDIT_FIELDS: dict[str, tuple[frozenset[str], Callable[[dict[str, Any], str], Non
 
 
 def validate_edits(edits: object, where: str) -> list[dict[str, Any]]:
-    """Check an edit list; return it unchanged. ``where`` prefixes field names in errors."""
+    """Check an edit list; return it (integral floats in integer fields made ints). ``where``
+    prefixes field names in errors."""
     if not isinstance(edits, list):
         raise ValidationError(f"Field '{where}' must be an array", where)
     for index, edit in enumerate(edits):
@@ -112,9 +144,9 @@ def validate_edits(edits: object, where: str) -> list[dict[str, Any]]:
         if not isinstance(edit, dict):
             raise ValidationError(f"Field '{at}' must be an object", at)
         kind = edit.get("type")
-        if kind not in EDIT_FIELDS:
+        if not isinstance(kind, str) or kind not in EDIT_FIELDS:
             raise ValidationError(
-                f"Field '{at}.type' must be one of {', '.join(EDIT_FIELDS)} (got {kind!r})", f"{at}.type")
+                f"Field '{at}.type' must be one of {', '.join(EDIT_FIELDS)} (got {_shown(kind)})", f"{at}.type")
         allowed, check = EDIT_FIELDS[kind]
         extra = sorted(set(edit) - allowed - {"type"})
         if extra:
@@ -124,7 +156,7 @@ def validate_edits(edits: object, where: str) -> list[dict[str, Any]]:
 
 
 def validate_timeline(state: object, where: str = "timelineState") -> dict[str, Any]:
-    """Check a TimelineState; unknown keys are kept. Return it unchanged."""
+    """Check a TimelineState; unknown keys are kept as given. Return it (edits as validate_edits leaves them)."""
     if not isinstance(state, dict):
         raise ValidationError(f"Field '{where}' must be an object", where)
     _number(state, "currentTime", where, minimum=0, required=False)

@@ -15,6 +15,7 @@ SCENARIOS = {  # name -> "module" (its main) or "module:function"
     "media": "perf.media_bench",
     "render": "perf.render_bench",
     "mixed": "perf.mixed",
+    "soak": "perf.soak",
     "cluster": "perf.cluster",
 }
 

@@ -8,8 +8,11 @@ Self-contained: it starts a private ``redis-server``, a fresh PostgreSQL databas
 
 1. The cache-hit path: ``GET /api/metadata/{file}`` over files already cached, from
    ``--concurrency`` keep-alive connections in a client process of its own: req/s, p50,
-   p99 (the client flags itself when it, not the server, is the bottleneck). The same
-   load on ``GET /healthz`` first, as the floor the HTTP server itself sets.
+   p99 (the client flags itself when it, not the server, is the bottleneck), and the
+   server process's CPU share and CPU microseconds per request (the steadier figure on a
+   shared machine). The same load on ``GET /healthz`` first, as the floor the HTTP server
+   itself sets. The server is pinned to ``--server-cpu`` (default 0), this process and
+   its client to the other CPUs.
 2. The Redis round trip: sequential ``GET``s of a cached document through
    :class:`core.kv.connection.RedisConnection` from this process (p50/p99), and the
    server's own view under the load of (1) from its ``nve_redis_command_seconds``
@@ -44,7 +47,9 @@ import uvloop
 from prometheus_client.parser import text_string_to_metric_families
 
 from perf.httpclient import Results, Target, build_request, run_load
-from perf.stats import CpuMeter, add_output_args, client_load, percentile, print_table, summarize, write_json
+from perf.stats import (CpuMeter, ProcessCpu, add_output_args, client_load, percentile, print_table, summarize,
+                        write_json)
+from perf.ws_bench import pin_cpus
 
 
 def free_port() -> int:
@@ -70,30 +75,17 @@ def encode_clip(path: Path) -> None:
         container.mux(stream.encode(None))
 
 
-def _serve(settings_kwargs: dict[str, object], ready: multiprocessing.Queue) -> None:
-    """Child process: the server, with the Redis services (installed here until App has them)."""
+def _serve(settings_kwargs: dict[str, object], ready: multiprocessing.Queue, cpu: int | None) -> None:
+    """Child process: the whole server, as ``nve serve`` runs it (no access log), on ``cpu``."""
     from core.config import Settings
-    from core.kv.services import KvServices
-    from core.media.pool import MediaPool
-    from server.handlers.metadata import pooled_probe, register_metadata_routes
-    from server.handlers.metrics import register_metrics_routes
     from server.lifecycle import start
+
+    if cpu is not None:
+        os.sched_setaffinity(0, {cpu})
 
     async def main() -> None:
         settings = Settings(**settings_kwargs)  # type: ignore[arg-type]
         running = await start(settings, str(settings.database_url))
-        app = running.app
-        if getattr(app, "media_pool", None) is None:
-            pool = MediaPool(1)
-            await pool.start()
-            app.media_pool = pool
-            app.on_shutdown.append(pool.close)
-        if getattr(app, "kv", None) is None:
-            app.kv = KvServices(settings.redis_url, app.db, settings.media_path, pooled_probe(app))
-            register_metadata_routes(app)
-            register_metrics_routes(app)
-            await app.kv.start()
-            app.on_shutdown.append(app.kv.close)
         ready.put(running.port)
         stop = asyncio.Event()
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
@@ -143,16 +135,19 @@ def _client(port: int, paths: list[str], concurrency: int, duration: float,
     out.put((results, meter.share()))
 
 
-def hit_path(port: int, paths: list[str], concurrency: int, duration: float) -> tuple[dict[str, object], Results]:
+def hit_path(port: int, server_pid: int, paths: list[str], concurrency: int,
+             duration: float) -> tuple[dict[str, object], Results]:
     """The load of one client process (its own interpreter, so it does not share the server's loop):
     its row, and its raw latencies and completion times (for the plot)."""
     queue: multiprocessing.Queue = multiprocessing.Queue()
     worker = multiprocessing.Process(target=_client, args=(port, paths, concurrency, duration, queue))
+    server_cpu = ProcessCpu(server_pid)
     worker.start()
     results, cpu = queue.get()
     worker.join()
     return {"requests": len(results.latencies), "req_per_s": len(results.latencies) / duration,
-            **summarize(results.latencies), "errors": results.errors, **client_load([cpu])}, results
+            **summarize(results.latencies), "errors": results.errors, **client_load([cpu]),
+            **server_cpu.figures(len(results.latencies))}, results
 
 
 async def redis_round_trip(redis_url: str, key: str, count: int) -> dict[str, float]:
@@ -209,10 +204,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--hot", type=int, default=50, help="cached files the hit-path load spreads over")
     parser.add_argument("--zipf-requests", type=int, default=20_000)
     parser.add_argument("--zipf-s", type=float, default=1.0)
+    parser.add_argument("--server-cpu", type=int, default=0, help="CPU the server is pinned to (-1: none)")
     parser.add_argument("--pg", default=os.environ.get("NVE_TEST_PG",
                                                        "postgresql://postgres@127.0.0.1:5432/postgres"))
     add_output_args(parser)
     args = parser.parse_args(argv)
+    server_cpu, _ = pin_cpus(args.server_cpu)
 
     workdir = Path(tempfile.mkdtemp(prefix="nve-cache-bench-"))
     media = workdir / "media"
@@ -230,7 +227,7 @@ def main(argv: list[str] | None = None) -> None:
     ready = spawn.Queue()
     server = spawn.Process(target=_serve, args=({
         "host": "127.0.0.1", "port": 0, "data_dir": workdir / "data", "media_dir": media,
-        "database_url": f"{base}/{database}", "redis_url": redis_url, "workers": 0}, ready))
+        "database_url": f"{base}/{database}", "redis_url": redis_url, "workers": 0}, ready, server_cpu))
     redis = subprocess.Popen(["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
                               "--appendonly", "no", "--dir", str(workdir)],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -242,10 +239,11 @@ def main(argv: list[str] | None = None) -> None:
         hot = [f"/api/metadata/{name}" for name in names[: args.hot]]
         for path in hot:
             _get(url + path)
-        hit_path(port, hot, args.concurrency, min(2.0, args.duration))  # warm-up
-        floor, floor_raw = hit_path(port, ["/healthz"], args.concurrency, args.duration)
+        assert server.pid is not None
+        hit_path(port, server.pid, hot, args.concurrency, min(2.0, args.duration))  # warm-up
+        floor, floor_raw = hit_path(port, server.pid, ["/healthz"], args.concurrency, args.duration)
         before = scrape(url)
-        load, load_raw = hit_path(port, hot, args.concurrency, args.duration)
+        load, load_raw = hit_path(port, server.pid, hot, args.concurrency, args.duration)
         after = scrape(url)
         hits = after[("nve_metadata_cache_hits_total", ())] - before[("nve_metadata_cache_hits_total", ())]
         load["hit_share"] = hits / max(1, load["requests"])  # type: ignore[operator]
@@ -274,7 +272,7 @@ def main(argv: list[str] | None = None) -> None:
           f"{args.hot} hot files")
     floor["path"], load["path"] = "GET /healthz (the server's floor)", "GET /api/metadata/:file"
     print_table([floor, load], ["path", "requests", "req_per_s", "p50_ms", "p99_ms", "max_ms", "errors", "hit_share",
-                         "client_cpu", "client_saturated"])
+                         "client_cpu", "client_saturated", "server_cpu", "server_us_per_req"])
     print(f"Redis round trip (sequential, RedisConnection): p50 {rtt['p50_ms']:.3f} ms, "
           f"p99 {rtt['p99_ms']:.3f} ms; server-side under the load above: p99 <= {server_p99:g} ms")
     print(f"Zipf replay ({args.zipf_requests} requests, {args.files} files, s={args.zipf_s:g}, "

@@ -157,9 +157,11 @@ class Cluster:
         data_dir = self.workdir / f"node-{index}"
         data_dir.mkdir(parents=True, exist_ok=True)
         log = self.workdir / f"node-{index}.log"
+        # Open access: every client of this one-machine cluster is the machine's own user, but
+        # behind nginx no request looks local to the default (auto) mode.
         env = {**os.environ, "DATABASE_URL": self.database_url, "REDIS_URL": self.redis_url,
                "MEDIA_DIR": str(self.media_dir), "NVE_WORKERS": str(self.workers),
-               "NVE_TRUSTED_PROXIES": "127.0.0.1", **self.env}
+               "NVE_TRUSTED_PROXIES": "127.0.0.1", "NVE_ACCESS": "open", **self.env}
         with log.open("wb") as out:
             process = subprocess.Popen(
                 [sys.executable, "-m", "server.cli", "--log-level", "WARNING", "serve", "--host", "127.0.0.1",

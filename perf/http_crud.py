@@ -5,7 +5,9 @@
 Seeds its own projects through the API first. Load comes from ``--processes`` client
 processes (the connections are split between them); each reports the share of its wall
 time it spent on CPU, and a client above 90 % is flagged as saturated, since then the
-figures measure the client rather than the server.
+figures measure the client rather than the server. With ``--server-pid`` (a server on this
+machine) it also reports the server process's CPU share and its CPU microseconds per
+request, the figure to compare across runs on a noisy machine.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ import urllib.request
 import uvloop
 
 from perf.httpclient import Results, Target, build_request, run_load
-from perf.stats import CpuMeter, add_output_args, client_load, print_table, shares, summarize, write_json
+from perf.stats import (CpuMeter, ProcessCpu, add_output_args, client_load, print_table, shares, summarize,
+                        write_json)
 
 TIMELINE = {"currentTime": 12.5, "zoom": 2, "markers": [{"time": 3, "label": "intro"}],
             "edits": [{"type": "trim", "start": 1, "end": 20}, {"type": "fade", "in": 0.5}]}
@@ -77,8 +80,9 @@ def _client_process(url: str, scenario: str, ids: list[int], connections: int, d
 
 
 def run_scenario(url: str, scenario: str, ids: list[int], concurrency: int, duration: float,
-                 processes: int) -> tuple[dict[str, object], Results]:
+                 processes: int, server_pid: int | None = None) -> tuple[dict[str, object], Results]:
     """The row of one load run, and its raw latencies and completion times (for the plot)."""
+    server_cpu = ProcessCpu(server_pid) if server_pid is not None else None
     queue: multiprocessing.Queue = multiprocessing.Queue()
     workers = [multiprocessing.Process(target=_client_process, args=(url, scenario, ids, n, duration, queue))
                for n in shares(concurrency, processes) if n]
@@ -96,6 +100,8 @@ def run_scenario(url: str, scenario: str, ids: list[int], concurrency: int, dura
         worker.join()
     row = {"scenario": scenario, "requests": len(merged.latencies), "req_per_s": len(merged.latencies) / duration,
            **summarize(merged.latencies), "errors": merged.errors, **client_load(cpu)}
+    if server_cpu is not None:
+        row.update(server_cpu.figures(len(merged.latencies)))
     return row, merged
 
 
@@ -105,6 +111,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--processes", type=int, default=1, help="client processes")
+    parser.add_argument("--server-pid", type=int, help="the server's process id, when it runs on this machine: "
+                                                       "also report its CPU share and CPU time per request")
     parser.add_argument("--scenarios", default="get,list,post,put",
                         help="comma-separated, of get, list, post, put, mix (the four in turn)")
     add_output_args(parser)
@@ -114,12 +122,14 @@ def main(argv: list[str] | None = None) -> None:
     rows, raw = [], {}
     for scenario in args.scenarios.split(","):
         run_scenario(args.url, scenario, ids, args.concurrency, min(2.0, args.duration), args.processes)  # warm-up
-        row, raw[scenario] = run_scenario(args.url, scenario, ids, args.concurrency, args.duration, args.processes)
+        row, raw[scenario] = run_scenario(args.url, scenario, ids, args.concurrency, args.duration, args.processes,
+                                          args.server_pid)
         rows.append(row)
     print(f"http-crud against {args.url}: concurrency {args.concurrency}, {args.duration:g} s per scenario, "
           f"{args.processes} client process(es)")
+    server_columns = ["server_cpu", "server_us_per_req"] if args.server_pid is not None else []
     print_table(rows, ["scenario", "req_per_s", "p50_ms", "p99_ms", "max_ms", "errors", "client_cpu",
-                       "client_saturated"])
+                       "client_saturated", *server_columns])
     write_json(args.json, rows)
     if args.plot:
         from perf.plot import plot

@@ -23,6 +23,7 @@ from pathlib import Path
 import asyncpg
 import uvloop
 
+from core.access.owners import LOCAL
 from core.db.migrations import migrate
 from core.db.pool import Database
 from core.jobs import operations
@@ -35,7 +36,7 @@ from tests.media.clips import make_clip
 
 async def _wait_all(queue: JobQueue, ids: list[str]) -> list[Job]:
     while True:
-        jobs = [await queue.get(operation_id) for operation_id in ids]
+        jobs = [await queue.get(LOCAL, operation_id) for operation_id in ids]
         if all(job is not None and job.finished for job in jobs):
             return jobs  # type: ignore[return-value]
         await asyncio.sleep(0.01)
@@ -45,7 +46,7 @@ async def _trims(queue: JobQueue, media_dir: Path, count: int, seconds: float) -
     params = operations.trim_params({"filename": "clip.mp4", "startTime": seconds * 0.2,
                                      "endTime": seconds * 0.8}, media_dir)
     ids = [operations.new_operation_id("trim") for _ in range(count)]
-    await asyncio.gather(*(queue.enqueue(operation_id, "trim", params) for operation_id in ids))
+    await asyncio.gather(*(queue.enqueue(LOCAL, operation_id, "trim", params) for operation_id in ids))
     return ids
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -38,6 +39,33 @@ class CpuMeter:
     def share(self) -> float:
         wall = time.perf_counter() - self._wall
         return (time.process_time() - self._cpu) / wall if wall > 0 else 0.0
+
+
+class ProcessCpu:
+    """Another local process's CPU time (user + system, from ``/proc/PID/stat``) since it was made.
+
+    The server's CPU per request is a steadier figure than its requests per second on a
+    shared machine: other loads stretch the wall clock, much less the work each request costs.
+    """
+
+    def __init__(self, pid: int) -> None:
+        self._path = Path(f"/proc/{pid}/stat")
+        self._ticks = os.sysconf("SC_CLK_TCK")
+        self.reset()
+
+    def _seconds(self) -> float:
+        # The command name (field 2) may hold spaces; utime and stime are fields 14 and 15.
+        fields = self._path.read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / self._ticks
+
+    def reset(self) -> None:
+        self._cpu, self._wall = self._seconds(), time.perf_counter()
+
+    def figures(self, requests: int) -> dict[str, float]:
+        """The process's CPU share of wall time (percent) and its CPU microseconds per request."""
+        cpu, wall = self._seconds() - self._cpu, time.perf_counter() - self._wall
+        return {"server_cpu": round(100 * cpu / wall) if wall > 0 else 0.0,
+                "server_us_per_req": 1e6 * cpu / requests if requests else float("nan")}
 
 
 def shares(total: int, parts: int) -> list[int]:

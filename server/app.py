@@ -18,6 +18,7 @@ from core.db.pool import Database
 from core.errors import DomainError
 from core.kv.services import KvServices, RateLimits
 from core.projects import ProjectStore
+from server.access import Access, check_same_origin
 from server.http.request import Request
 from server.http.response import AnyResponse, HTTPError, error_response
 from server.handlers.metrics import record_request
@@ -50,6 +51,7 @@ class App:
         self.settings = settings
         self.db = db
         self.projects = ProjectStore(db)
+        self.access = Access(db, settings.access)
         self.router = Router(default_body_limit=settings.json_body_limit)
         self.on_startup: list[Hook] = []
         self.on_shutdown: list[Hook] = []
@@ -90,6 +92,7 @@ class App:
             route, request.path_params = self.router.resolve(request.method, request.path)
             pattern = route.pattern
             request.body_limit = route.body_limit
+            check_same_origin(request)
             if route.rate_limited:
                 await enforce_rate_limit(request)
             response = await route.handler(request)

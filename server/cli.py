@@ -1,16 +1,18 @@
-"""The ``nve`` command: ``serve``, ``migrate`` and ``worker``."""
+"""The ``nve`` command: ``serve``, ``migrate``, ``worker`` and ``apikey``."""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
 import uvloop
 
-from core.config import Settings
+from core.config import ACCESS_MODES, Settings
 from core.db.migrations import migrate
+from server.apikey_cli import add_apikey_command, run_apikey
 from server.lifecycle import database_url, serve
 from server.worker_cli import add_worker_command, run_worker
 
@@ -25,12 +27,16 @@ def _parser() -> argparse.ArgumentParser:
     serve_cmd.add_argument("--port", type=int, help="port (default 3001, env PORT)")
     serve_cmd.add_argument("--data-dir", type=Path, help="data directory (env NVE_DATA_DIR)")
     serve_cmd.add_argument("--workers", type=int, help="local media worker processes (env NVE_WORKERS)")
+    serve_cmd.add_argument("--access", choices=ACCESS_MODES,
+                           help="who may use the API without credentials: open, owners, or auto "
+                                "(default: open for this machine's own clients, owners for others; env NVE_ACCESS)")
     serve_cmd.add_argument("--no-access-log", action="store_true", help="do not log one line per request")
 
     migrate_cmd = commands.add_parser("migrate", help="apply pending migrations and exit")
     migrate_cmd.add_argument("--data-dir", type=Path, help="data directory (env NVE_DATA_DIR)")
 
     add_worker_command(commands)
+    add_apikey_command(commands)
     return parser
 
 
@@ -38,9 +44,16 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # The format names none of these, and looking them up costs every record (the access
+    # log writes one per request).
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+    # The worker processes this command starts log at the same level (core/jobs/worker.py).
+    os.environ.setdefault("NVE_LOG_LEVEL", args.log_level.upper())
     overrides = {"data_dir": args.data_dir}
     if args.command == "serve":
-        overrides.update(host=args.host, port=args.port, workers=args.workers)
+        overrides.update(host=args.host, port=args.port, workers=args.workers, access=args.access)
         if args.no_access_log:
             logging.getLogger("nve.access").setLevel(logging.WARNING)
     elif args.command == "worker":
@@ -49,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "worker":
         return run_worker(settings)
     with database_url(settings) as dsn:
+        if args.command == "apikey":
+            return run_apikey(args, dsn)
         if args.command == "migrate":
             applied = uvloop.run(migrate(dsn))
             print("applied: " + (", ".join(applied) if applied else "nothing (up to date)"))

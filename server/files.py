@@ -7,6 +7,9 @@ is ignored and the whole file is sent (which the RFC allows, and which spares th
 server multipart/byteranges). ``If-Range`` that does not match the current ETag also
 sends the whole file, so a client never splices two versions of a file.
 
+Only a regular file is served, opened without following a symlink (``O_NOFOLLOW``):
+a symlink planted where a file is expected answers 404 rather than what it points to.
+
 The ETag is the file's size and modification time, so it changes when the file does
 and needs no read of the content. The file is opened once and its size taken from that
 open descriptor, so a file replaced mid-request is served consistently.
@@ -15,6 +18,7 @@ open descriptor, so a file replaced mid-request is served consistently.
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import re
 import stat as file_stat
@@ -28,6 +32,9 @@ from server.http.request import Request
 from server.http.response import HeaderList, Response, StreamingResponse, encode_json
 
 CHUNK = 256 * 1024
+# What opening a path that is not a servable regular file fails with: 404, not 500.
+_NOT_SERVABLE = frozenset({errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.EACCES, errno.EPERM, errno.ELOOP,
+                           errno.ENXIO, errno.ENAMETOOLONG})
 _RANGE = re.compile(r"bytes=([0-9]*)-([0-9]*)")
 
 
@@ -73,7 +80,9 @@ async def serve_file(request: Request, path: Path, content_type: str, *,
     loop = asyncio.get_running_loop()
     try:
         file, stat = await loop.run_in_executor(None, _open, path)
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError):
+    except OSError as error:
+        if error.errno not in _NOT_SERVABLE:
+            raise
         raise NotFound(f"Video {path.name} not found") from None
     try:
         return _respond(request, file, stat, content_type, extra_headers or [])
@@ -83,11 +92,13 @@ async def serve_file(request: Request, path: Path, content_type: str, *,
 
 
 def _open(path: Path) -> tuple[BinaryIO, os.stat_result]:
-    file: BinaryIO = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by the chunk iterator
+    """Open a regular file for reading, never through a symlink (ELOOP) and never blocking on a FIFO."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    file: BinaryIO = os.fdopen(fd, "rb", buffering=0)  # noqa: SIM115 - closed by the chunk iterator
     stat = os.fstat(file.fileno())
     if not file_stat.S_ISREG(stat.st_mode):
         file.close()
-        raise IsADirectoryError(path)
+        raise OSError(errno.EISDIR, "not a regular file", str(path))
     return file, stat
 
 

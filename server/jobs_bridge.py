@@ -1,7 +1,8 @@
 """The bridge from the job table to this node's WebSocket hub.
 
 Every change of a job's visible state is NOTIFYed by the jobs table's trigger on
-``nve_job_events`` as the WebSocket message it means (sql/003_jobs.sql). Each server node
+``nve_job_events`` as the WebSocket message it means, after the job's owner and a line
+feed (sql/003_jobs.sql, sql/004_owners.sql: the packed form of server/ws/messages.py). Each server node
 LISTENs on a connection of its own and routes what it hears to its *own* clients only:
 PostgreSQL already delivers the NOTIFY to every node, so re-publishing it on the hub's
 Redis bus would hand every other node each message twice (a second ``progress 100`` is
@@ -34,7 +35,7 @@ from core.jobs.queue import JobQueue
 from core.kv.breaker import reconnect_delay
 from core.metrics import REGISTRY
 from core.tasks import cancel_and_wait
-from server.ws.messages import BadMessage, Envelope, job_envelope, parse_envelope
+from server.ws.messages import BadMessage, Envelope, job_envelope, unpack
 
 log = logging.getLogger("nve.jobs.bridge")
 
@@ -66,20 +67,21 @@ class JobEventBridge:
         await cancel_and_wait(self._task)
         self._task = None
 
-    async def latest(self, operation_id: str) -> tuple[str, Any] | None:
-        """The hub's latest-state fallback: the job's current message, None if unknown or unreachable."""
+    async def latest(self, operation_id: str) -> tuple[str, Any, str] | None:
+        """The hub's latest-state fallback: the job's current message and owner, None if unknown or unreachable."""
         try:
-            return await self._queue.event(operation_id)
+            event = await self._queue.event(operation_id)
         except DomainError as error:
             log.debug("latest state of %s not read: %s", operation_id, error)
             return None
+        return (event.type, event.data, event.owner) if event is not None else None
 
     def _notified(self, _connection: Any, _pid: int, _channel: str, payload: str) -> None:
         self._route(payload.encode())
 
     def _route(self, payload: bytes) -> None:
         try:
-            envelope = parse_envelope(payload)
+            envelope = unpack(payload)
         except BadMessage as error:
             log.warning("unreadable job event: %s", error)
             return
@@ -119,5 +121,5 @@ class JobEventBridge:
         except DomainError as error:
             log.warning("job events since %s not read: %s", since, error)
             return
-        for message_type, data in events:
-            self._deliver(job_envelope(message_type, data))
+        for event in events:
+            self._deliver(job_envelope(event.type, event.data, event.owner))

@@ -34,6 +34,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.access.owners import LOCAL
+from core.storage import working_dir
+
 TUS_VERSION = "1.0.0"
 TUS_EXTENSIONS = "creation,termination,checksum"
 CHECKSUM_ALGORITHMS = {"sha1": hashlib.sha1, "md5": hashlib.md5, "sha256": hashlib.sha256}
@@ -103,6 +106,8 @@ class Upload:
     metadata: dict[str, str]
     created: float
     offset: int = 0
+    owner: str = LOCAL
+    """Who created it: only they may see, resume or terminate it."""
     result: dict[str, Any] | None = None
     """``{filename, url, metadata}`` once the upload was stored as a video."""
 
@@ -125,9 +130,9 @@ class TusStore:
     def part_path(self, upload_id: str) -> Path:
         return self._path(upload_id, ".part")
 
-    def create(self, length: int, metadata: dict[str, str]) -> Upload:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        upload = Upload(secrets.token_hex(16), length, metadata, time.time())
+    def create(self, length: int, metadata: dict[str, str], owner: str = LOCAL) -> Upload:
+        working_dir(self.directory)  # never through a symlink planted as .tus
+        upload = Upload(secrets.token_hex(16), length, metadata, time.time(), owner=owner)
         self._path(upload.id, ".lock").touch(exist_ok=False)
         self.part_path(upload.id).touch(exist_ok=False)
         self._save(upload)  # last: an upload exists once its description does
@@ -135,7 +140,7 @@ class TusStore:
 
     def _save(self, upload: Upload) -> None:
         data = {"length": upload.length, "metadata": upload.metadata, "created": upload.created,
-                "result": upload.result}
+                "owner": upload.owner, "result": upload.result}
         path = self._path(upload.id, ".json")
         tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
         tmp.write_text(json.dumps(data))
@@ -149,7 +154,8 @@ class TusStore:
             data = json.loads(self._path(upload_id, ".json").read_bytes())
         except (FileNotFoundError, ValueError):
             return None
-        upload = Upload(upload_id, data["length"], data["metadata"], data["created"], result=data.get("result"))
+        upload = Upload(upload_id, data["length"], data["metadata"], data["created"],
+                        owner=data.get("owner", LOCAL), result=data.get("result"))
         if upload.complete:
             upload.offset = upload.length
         else:

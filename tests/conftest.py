@@ -10,6 +10,7 @@ test may flush or kill it without touching anything else on the machine.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import socket
@@ -37,9 +38,9 @@ def dsn_for(database: str) -> str:
     return f"{base}/{database}"
 
 
-@pytest.fixture
-async def pg_dsn() -> AsyncIterator[str]:
-    """DSN of a fresh, empty database that is dropped when the test ends."""
+@contextlib.asynccontextmanager
+async def throwaway_database() -> AsyncIterator[str]:
+    """DSN of a fresh, empty database, dropped (connections and all) when the block ends."""
     name = f"nve_test_{uuid.uuid4().hex[:12]}"
     admin = await asyncpg.connect(ADMIN_DSN)
     try:
@@ -54,6 +55,13 @@ async def pg_dsn() -> AsyncIterator[str]:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:
             await admin.close()
+
+
+@pytest.fixture
+async def pg_dsn() -> AsyncIterator[str]:
+    """DSN of a fresh, empty database that is dropped when the test ends."""
+    async with throwaway_database() as dsn:
+        yield dsn
 
 
 @pytest.fixture

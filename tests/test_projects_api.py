@@ -239,3 +239,21 @@ async def test_head_has_no_body(client):
     response = await client.head(f"/api/projects/{row['id']}")
     assert response.status_code == 200 and response.content == b""
     assert int(response.headers["content-length"]) > 0
+
+
+async def test_idempotency_key_makes_a_create_safe_to_retry(server) -> None:
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as http:
+        body = {"name": "Once", "videoFilename": "a.mp4", "videoUrl": "/videos/a.mp4"}
+        first = await http.post("/api/projects", json=body, headers={"idempotency-key": "k-1"})
+        again = await http.post("/api/projects", json=body, headers={"idempotency-key": "k-1"})
+        other = await http.post("/api/projects", json=body, headers={"idempotency-key": "k-2"})
+        assert first.status_code == again.status_code == other.status_code == 201
+        assert "idempotent-replayed" not in first.headers and again.headers["idempotent-replayed"] == "true"
+        assert again.json() == first.json() and other.json()["id"] != first.json()["id"]
+        assert len((await http.get("/api/projects")).json()) == 2
+        await http.delete(f"/api/projects/{first.json()['id']}")
+        anew = await http.post("/api/projects", json=body, headers={"idempotency-key": "k-1"})
+        assert anew.status_code == 201 and "idempotent-replayed" not in anew.headers  # its project is gone
+        assert anew.json()["id"] not in (first.json()["id"], other.json()["id"])
+        too_long = await http.post("/api/projects", json=body, headers={"idempotency-key": "k" * 256})
+        assert too_long.status_code == 400 and too_long.json()["field"] == "Idempotency-Key"

@@ -126,17 +126,6 @@ async def test_idle_keep_alive_connection_is_closed(start_server):
     writer.close()
 
 
-async def test_connection_cap(start_server):
-    server = await start_server(max_connections=2)
-    held = [await asyncio.open_connection("127.0.0.1", server.port) for _ in range(2)]
-    await asyncio.sleep(0.05)
-    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-    assert await asyncio.wait_for(reader.read(), 5) == b""
-    for _, w in held:
-        w.close()
-    writer.close()
-
-
 async def test_a_failing_handler_is_a_json_500_with_a_request_id(server):
     async def boom(request):
         raise RuntimeError("bug")

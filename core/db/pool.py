@@ -5,6 +5,8 @@ connect timeout 2 s). Around it sits a small outage latch: once a connection att
 query fails because the server is gone, every acquire fails at once with
 :class:`core.errors.Unavailable` until a background probe reconnects. Without it each
 request would wait out its own connect timeout against a dead server.
+``nve_db_unavailable_total`` counts both kinds of refusal, so it shows (to operators and
+tests alike) that requests stopped trying PostgreSQL during an outage.
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ import time
 from collections.abc import AsyncIterator
 
 import asyncpg
+from prometheus_client import Counter
 
 from core.errors import Unavailable
+from core.metrics import REGISTRY
 from core.tasks import cancel_and_wait
 
 log = logging.getLogger("nve.db")
@@ -26,16 +30,28 @@ log = logging.getLogger("nve.db")
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
     asyncio.TimeoutError,
-    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.PostgresConnectionError,
     asyncpg.exceptions.CannotConnectNowError,
-    asyncpg.exceptions.ConnectionFailureError,
     asyncpg.exceptions.AdminShutdownError,
     asyncpg.exceptions.CrashShutdownError,
     asyncpg.exceptions.InterfaceError,
     asyncpg.exceptions.TooManyConnectionsError,
+    # When PostgreSQL shuts down, an idle pooled connection first receives the FATAL
+    # "terminating connection" and only then its end of stream; a statement started in
+    # between finds asyncpg's protocol stuck ("another operation is in progress") and
+    # fails before sending anything. The connection is dead; the latch's probe replaces
+    # every pooled connection before the pool is used again.
+    asyncpg.exceptions.InternalClientError,
 )
 
 PROBE_INTERVAL = 0.5
+
+UNAVAILABLE = Counter(
+    "nve_db_unavailable", "Database uses refused because PostgreSQL is unreachable: failed (this "
+    "attempt found it gone), rejected (the outage latch answered without trying).", ["cause"],
+    registry=REGISTRY,
+)
+_FAILED, _REJECTED = UNAVAILABLE.labels("failed"), UNAVAILABLE.labels("rejected")
 
 
 async def _keep_session(connection: asyncpg.Connection) -> None:
@@ -97,11 +113,13 @@ class Database:
     async def acquire(self) -> AsyncIterator[asyncpg.Connection]:
         """A pooled connection; raises :class:`Unavailable` at once while PostgreSQL is down."""
         if self._down_since is not None:
+            _REJECTED.inc()
             raise Unavailable("The database is unavailable; try again shortly")
         try:
             async with self.pool.acquire() as connection:
                 yield connection
         except CONNECTION_ERRORS as error:
+            _FAILED.inc()
             self._mark_down(error)
             raise Unavailable("The database is unavailable; try again shortly") from error
 

@@ -11,23 +11,24 @@ split adds ``parts`` (both parts; filename/url/duration are part one's) and ``cu
 
 from __future__ import annotations
 
-import math
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from core.errors import NotFound, ValidationError
-from core.storage import is_safe_name, video_url
+from core.storage import is_regular_file, is_safe_name, video_url
 from core.media.render import render
 from core.media.split import split
 from core.media.trim import MODES, trim
-from core.timeline import validate_edits
+from core.timeline import is_number, validate_edits
 
 Progress = Callable[[float, str | None], None]
 ShouldCancel = Callable[[], bool]
 
 OPERATIONS = ("trim", "split", "process")
+OUTPUT_MAX = 100
+"""Longest ``output`` label of a process request."""
 
 
 def new_operation_id(operation: str) -> str:
@@ -41,7 +42,7 @@ def source_path(media_dir: Path, filename: object, field: str = "filename") -> P
     if not is_safe_name(filename):
         raise ValidationError(f"Field '{field}' must be a plain file name", field)
     path = media_dir / filename
-    if not path.is_file():
+    if not is_regular_file(path):  # a symlink is not followed out of the media directory
         raise NotFound(f"Video {filename} not found")
     return path
 
@@ -50,7 +51,7 @@ def _seconds(body: dict[str, Any], field: str) -> float:
     if field not in body:
         raise ValidationError(f"Field '{field}' is required", field)
     value = body[field]
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if not is_number(value):
         raise ValidationError(f"Field '{field}' must be a number of seconds", field)
     if value < 0:
         raise ValidationError(f"Field '{field}' must be at least 0", field)
@@ -98,8 +99,9 @@ def output_label(body: dict[str, Any]) -> str | None:
     if output is None:
         return None
     # The result is output-process-<id>.mp4 in the media dir: it must be servable by /videos.
-    if not isinstance(output, str) or not is_safe_name(output) or len(output) > 100:
-        raise ValidationError("Field 'output' must be a plain file name of at most 100 characters", "output")
+    if not isinstance(output, str) or not is_safe_name(output) or len(output) > OUTPUT_MAX:
+        raise ValidationError(f"Field 'output' must be a plain file name of at most {OUTPUT_MAX} characters",
+                              "output")
     return output.removesuffix(".mp4")
 
 

@@ -44,6 +44,8 @@ CANCELLED_TEXT = "The operation was cancelled"
 @dataclass(frozen=True, slots=True)
 class Job:
     operation_id: str
+    owner: str
+    """Who the job belongs to (core/access/owners.py); ``lease_owner`` is the worker running it."""
     operation: str
     params: dict[str, Any]
     status: str
@@ -62,7 +64,7 @@ class Job:
 
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> Job:
-        return cls(row["operation_id"], row["operation"], json.loads(row["params"]), row["status"],
+        return cls(row["operation_id"], row["owner"], row["operation"], json.loads(row["params"]), row["status"],
                    row["progress"], row["message"],
                    json.loads(row["result"]) if row["result"] is not None else None, row["error"],
                    row["attempts"], row["max_attempts"], row["lease_owner"], row["cancel_requested"],
@@ -89,11 +91,25 @@ class Job:
         return body
 
 
+@dataclass(frozen=True, slots=True)
+class JobEvent:
+    """A job's current WebSocket message (``type``, ``data``) and the owner it is for."""
+
+    owner: str
+    type: str
+    data: dict[str, Any]
+
+    @classmethod
+    def from_row(cls, row: asyncpg.Record) -> JobEvent:
+        message = json.loads(row["event"])
+        return cls(row["owner"], message["type"], message["data"])
+
+
 def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment is not None else None
 
 
-_FIELDS = ("operation_id", "operation", "params::text AS params", "status", "progress", "message",
+_FIELDS = ("operation_id", "owner", "operation", "params::text AS params", "status", "progress", "message",
            "result::text AS result", "error", "attempts", "max_attempts", "lease_owner", "cancel_requested",
            "created_at", "updated_at", "started_at", "finished_at")
 
@@ -105,13 +121,13 @@ def _columns(prefix: str = "") -> str:
 _COLUMNS = _columns()
 
 _INSERT = f"""
-INSERT INTO jobs (operation_id, operation, params, max_attempts, idempotency_key, message)
-VALUES ($1, $2, $3::jsonb, $4, $5, 'Queued')
+INSERT INTO jobs (operation_id, operation, params, max_attempts, idempotency_key, message, owner)
+VALUES ($1, $2, $3::jsonb, $4, $5, 'Queued', $6)
 ON CONFLICT (idempotency_key) DO NOTHING
 RETURNING {_COLUMNS}"""
 
 _BY_KEY = f"SELECT {_COLUMNS} FROM jobs WHERE idempotency_key = $1"
-_BY_ID = f"SELECT {_COLUMNS} FROM jobs WHERE operation_id = $1"
+_BY_ID = f"SELECT {_COLUMNS} FROM jobs WHERE operation_id = $1 AND owner = $2"
 
 _CLAIM = f"""
 WITH next AS (
@@ -144,6 +160,9 @@ UPDATE jobs SET status = $3, result = $4::jsonb, error = $5,
 WHERE operation_id = $1 AND lease_owner = $2 AND status = 'running'
   AND ($3 = 'cancelled' OR NOT cancel_requested)"""
 
+_RECORD_OUTPUTS = """
+INSERT INTO media_files (filename, owner) SELECT unnest($1::text[]), $2 ON CONFLICT (filename) DO NOTHING"""
+
 _HAND_BACK = """
 UPDATE jobs SET status = 'queued', attempts = greatest(attempts - 1, 0), lease_owner = NULL,
   lease_expires_at = NULL, message = 'Requeued (worker stopped)', updated_at = now()
@@ -155,7 +174,7 @@ UPDATE jobs SET cancel_requested = true,
   error = CASE WHEN status = 'queued' THEN '{CANCELLED_TEXT}' ELSE error END,
   finished_at = CASE WHEN status = 'queued' THEN now() ELSE finished_at END,
   updated_at = now()
-WHERE operation_id = $1 AND status IN ('queued', 'running')
+WHERE operation_id = $1 AND owner = $2 AND status IN ('queued', 'running')
 RETURNING {_COLUMNS}"""
 
 _EXPIRED = f"""
@@ -184,44 +203,46 @@ class JobQueue:
         self._acquire = acquire
         self.max_attempts = max_attempts
 
-    async def enqueue(self, operation_id: str, operation: str, params: dict[str, Any],
+    async def enqueue(self, owner: str, operation_id: str, operation: str, params: dict[str, Any],
                       idempotency_key: str | None = None) -> tuple[Job, bool]:
-        """Insert a queued job; returns it and True, or the key's existing job and False."""
+        """Insert a queued job; returns it and True, or the key's existing job and False.
+
+        Idempotency keys are the owner's own: two owners choosing the same key get a job each.
+        """
+        scoped_key = None if idempotency_key is None else f"{owner}\n{idempotency_key}"
         async with self._acquire() as connection:
             row = await connection.fetchrow(_INSERT, operation_id, operation, json.dumps(params),
-                                            self.max_attempts, idempotency_key)
+                                            self.max_attempts, scoped_key, owner)
             if row is not None:
                 return Job.from_row(row), True
-            row = await connection.fetchrow(_BY_KEY, idempotency_key)
+            row = await connection.fetchrow(_BY_KEY, scoped_key)
         return Job.from_row(row), False
 
-    async def get(self, operation_id: str) -> Job | None:
+    async def get(self, owner: str, operation_id: str) -> Job | None:
+        """The job, if it exists and belongs to ``owner``."""
         async with self._acquire() as connection:
-            row = await connection.fetchrow(_BY_ID, operation_id)
+            row = await connection.fetchrow(_BY_ID, operation_id, owner)
         return Job.from_row(row) if row is not None else None
 
-    async def event(self, operation_id: str) -> tuple[str, Any] | None:
-        """The WebSocket message for the job's current state: ``(type, data)``, or None if unknown."""
+    async def event(self, operation_id: str) -> JobEvent | None:
+        """The WebSocket message for the job's current state, or None if unknown."""
         async with self._acquire() as connection:
-            text = await connection.fetchval(
-                "SELECT nve_job_event(j) FROM jobs j WHERE operation_id = $1", operation_id)
-        if text is None:
-            return None
-        message = json.loads(text)
-        return message["type"], message["data"]
+            row = await connection.fetchrow(
+                "SELECT owner, nve_job_event(j) AS event FROM jobs j WHERE operation_id = $1", operation_id)
+        return JobEvent.from_row(row) if row is not None else None
 
-    async def events_since(self, since: datetime) -> list[tuple[str, Any]]:
+    async def events_since(self, since: datetime) -> list[JobEvent]:
         """The current message of every job changed since ``since`` (catch-up after a lost LISTEN)."""
         async with self._acquire() as connection:
             rows = await connection.fetch(
-                "SELECT nve_job_event(j) AS event FROM jobs j WHERE updated_at >= $1 ORDER BY updated_at",
+                "SELECT owner, nve_job_event(j) AS event FROM jobs j WHERE updated_at >= $1 ORDER BY updated_at",
                 since)
-        return [(m["type"], m["data"]) for m in (json.loads(row["event"]) for row in rows)]
+        return [JobEvent.from_row(row) for row in rows]
 
-    async def cancel(self, operation_id: str) -> Job | None:
-        """Cancel a queued job now, or ask a running one's worker to stop; None if neither applies."""
+    async def cancel(self, owner: str, operation_id: str) -> Job | None:
+        """Cancel ``owner``'s queued job now, or ask a running one's worker to stop; None if neither applies."""
         async with self._acquire() as connection:
-            row = await connection.fetchrow(_CANCEL, operation_id)
+            row = await connection.fetchrow(_CANCEL, operation_id, owner)
         return Job.from_row(row) if row is not None else None
 
     # -- the worker's side ------------------------------------------------------------------
@@ -251,6 +272,11 @@ class JobQueue:
 
     async def finish_cancelled(self, operation_id: str, worker_id: str) -> bool:
         return await self._finish(operation_id, worker_id, "cancelled", None, CANCELLED_TEXT)
+
+    async def record_outputs(self, owner: str, filenames: list[str]) -> None:
+        """Make the files an attempt is about to write ``owner``'s (core/access/media.py)."""
+        async with self._acquire() as connection:
+            await connection.execute(_RECORD_OUTPUTS, filenames, owner)
 
     async def hand_back(self, operation_id: str, worker_id: str) -> bool:
         """Requeue a job this worker stops running (shutdown); the attempt does not count."""

@@ -40,6 +40,7 @@ from typing import Any
 
 import asyncpg
 
+from core.db.pool import CONNECTION_ERRORS
 from core.jobs import operations
 from core.jobs.queue import RUNNING_MAX_PROGRESS, Job, JobQueue
 from core.jobs.settings import JobSettings
@@ -50,9 +51,10 @@ log = logging.getLogger("nve.worker")
 PARENT_ENV = "NVE_WORKER_PARENT"
 """The supervisor's pid; the worker stops when its parent is no longer that process."""
 
-# Errors that mean PostgreSQL or the link to it went away: wait and try again.
-RETRYABLE = (OSError, asyncio.TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
-             asyncpg.exceptions.AdminShutdownError, asyncpg.exceptions.CannotConnectNowError)
+# Errors that mean PostgreSQL or the link to it went away: wait and try again. The same list
+# as the server's pool, so that what a restart or crash of PostgreSQL raises (a dead idle
+# connection, CrashShutdownError) is ridden out here too, not a crash of the lease keeper.
+RETRYABLE = CONNECTION_ERRORS
 
 STOP_LOST, STOP_CANCEL, STOP_TIMEOUT, STOP_SHUTDOWN = "lost", "cancel", "timeout", "shutdown"
 _STOP_RANK = {STOP_SHUTDOWN: 1, STOP_TIMEOUT: 2, STOP_CANCEL: 3, STOP_LOST: 4}
@@ -189,6 +191,9 @@ class Worker:
 
     async def _execute(self, job: Job, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
+        # The outputs are the job owner's before they exist: no request can find one unowned.
+        await self.queue.record_outputs(
+            job.owner, operations.output_names(job.operation, job.operation_id, job.attempts, job.params))
         attempt = self._current = Attempt(job)
         log.info("job %s (%s) attempt %d started", job.operation_id, job.operation, job.attempts)
 

@@ -19,6 +19,12 @@ once it comes up. :class:`RedisConnection` makes that hold for every caller:
   because a burst of fresh connections on a busy machine takes a while to get through.
 - Recovery: while the breaker is open a background task probes Redis with ``PING`` on the
   reconnect backoff ``min(n * 50 ms, 2 s)`` and closes the breaker when it answers.
+- Stale copies: a write that failed leaves Redis with the value it was meant to replace
+  (a Redis that was only unreachable keeps it, one restarted from a snapshot brings it
+  back), and serving that would undo a change already acknowledged from PostgreSQL.
+  :meth:`RedisConnection.forget` deletes such a key at once if it can, else remembers it,
+  and the recovery deletes every remembered key before it closes the breaker, so no
+  command of this process reads one first. (Other nodes may, until they recover too.)
 
 redis-py's own retry loop is switched off (``retries=0``): it would sleep between attempts
 inside the request, and every failure has to reach the breaker. Replies are parsed by
@@ -28,6 +34,7 @@ hiredis.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -71,6 +78,10 @@ BREAKER_TRANSITIONS = Counter(
 )
 _OK, _FAILED, _REJECTED = (COMMANDS.labels(outcome) for outcome in ("ok", "failed", "rejected"))
 
+MAX_STALE_KEYS = 100_000
+"""Keys remembered for deletion at most; past it the oldest are dropped (and may be served stale)."""
+_DELETE_BATCH = 1000
+
 
 class KvUnavailable(Exception):
     """Redis cannot be used right now; the caller takes its fallback path."""
@@ -103,6 +114,7 @@ class RedisConnection:
         self._probe: asyncio.Task[None] | None = None
         self._closed = False
         self._last_error: BaseException | None = None
+        self._stale: collections.OrderedDict[str, None] = collections.OrderedDict()
 
     @property
     def available(self) -> bool:
@@ -114,7 +126,9 @@ class RedisConnection:
 
         ``command`` is called once per attempt, so it must build a fresh awaitable each time
         (``lambda r: r.get(key)``). Errors other than unreachability (a wrong type, a
-        script error) propagate unchanged: they are bugs, not outages.
+        script error) propagate unchanged: they are bugs, not outages. The outcome counts
+        toward the breaker only if it is still closed: once it opened, the probe alone decides
+        (a slow reply that lands meanwhile must not close it behind the probe's back).
         """
         for _ in range(self._max_retries + 1):
             if not self.breaker.allow_request():
@@ -126,15 +140,31 @@ class RedisConnection:
             except UNREACHABLE as error:
                 _FAILED.inc()
                 self._last_error = error
-                self.breaker.record_failure()
+                if self.breaker.allow_request():
+                    self.breaker.record_failure()
                 if isinstance(error, RETRYABLE):
                     continue
                 raise KvUnavailable(f"Redis did not answer: {error}") from error
             COMMAND_SECONDS.observe(time.perf_counter() - started)
             _OK.inc()
-            self.breaker.record_success()
+            if self.breaker.allow_request():
+                self.breaker.record_success()
             return result
         raise KvUnavailable(f"Redis did not answer after {self._max_retries} retries")
+
+    async def forget(self, key: str) -> None:
+        """Delete ``key`` now, or, if Redis cannot be reached, before it is used again.
+
+        For a key whose write just failed: Redis may still hold an older value under it.
+        """
+        try:
+            await self.run(lambda client: client.delete(key))
+        except KvUnavailable:
+            self._stale[key] = None
+            self._stale.move_to_end(key)
+            if len(self._stale) > MAX_STALE_KEYS:
+                dropped, _ = self._stale.popitem(last=False)
+                log.warning("too many Redis keys to delete on recovery; %s may be served stale", dropped)
 
     async def ping(self) -> bool:
         """Whether Redis answers now (through the breaker, so it never waits on a dead one)."""
@@ -172,8 +202,21 @@ class RedisConnection:
                 continue
             try:
                 await self._client.ping()
+                await self._delete_stale()
             except Exception as error:  # anything but PONG keeps it open (NOAUTH, LOADING, ...)
                 log.debug("redis probe failed: %r", error)
                 self.breaker.record_failure()
             else:
                 self.breaker.record_success()
+
+    async def _delete_stale(self) -> None:
+        """Delete the keys :meth:`forget` could not, while the breaker still keeps commands out.
+
+        Keys remembered while this runs are deleted too: nothing awaits between the last
+        check of the set and the closing of the breaker.
+        """
+        while self._stale:
+            batch = list(self._stale)[:_DELETE_BATCH]
+            await self._client.delete(*batch)
+            for key in batch:
+                self._stale.pop(key, None)

@@ -124,11 +124,9 @@ class MetadataCache:
         self._invalidations += 1
         self._flights.pop(filename, None)
         self._local.pop(filename, None)
-        try:
-            await self._kv.run(lambda client: client.delete(self.key(filename)))
-        except KvUnavailable:
-            # Redis is down (and, having no persistence, likely emptied); nothing to delete.
-            pass
+        # Redis down: deleted before the breaker lets traffic through again (it may come
+        # back from a snapshot holding the old document).
+        await self._kv.forget(self.key(filename))
 
     def hit_ratio(self) -> float | None:
         """Share of the last ``window`` requests answered from the cache; None before any."""

@@ -19,6 +19,12 @@ class CorruptMedia(MediaError):
     status = 422
 
 
+class OutOfSpace(MediaError):
+    """The filesystem of the output is full (or the quota spent); the partial output is removed."""
+
+    status = 507
+
+
 class InvalidRequest(MediaError):
     """The parameters do not fit the file (a cut past its end, an empty range)."""
 

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from server.handlers import health, jobs, media, metadata, metrics, openapi, projects, session, static, tus
-from server.ws import endpoint
-
 if TYPE_CHECKING:
     from server.app import App
 
 
 def register(app: App) -> None:
+    # Imported here, not at the top: modules the handlers import (server.access) import
+    # helpers of this package, which must not pull every handler in with them.
+    from server.handlers import health, jobs, media, metadata, metrics, openapi, projects, session, static, tus
+    from server.ws import endpoint
+
     add = app.router.add
     add("GET", "/", static.index)
     add("GET", "/static/{file}", static.static_file)

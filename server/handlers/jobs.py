@@ -25,15 +25,16 @@ from core.jobs import operations
 from core.jobs.queue import Job, JobQueue
 from core.jobs.supervisor import Supervisor
 from core.metrics import REGISTRY
+from core.timeline import as_int
+from server.access import check_media_owner, owner_of
 from server.http.request import Request
 from server.http.response import Response, json_response
+from server.idempotency import REPLAYED, idempotency_key
 from server.jobs_bridge import JobEventBridge
 
 if TYPE_CHECKING:
     from server.app import App
     from server.ws.hub import Hub
-
-MAX_IDEMPOTENCY_KEY = 255
 
 ENQUEUED = Counter("nve_jobs_enqueued_total", "Jobs created through the API, by operation",
                    ["operation"], registry=REGISTRY)
@@ -45,23 +46,13 @@ def _queue(request: Request) -> JobQueue:
     return request.app.jobs
 
 
-def _idempotency_key(request: Request) -> str | None:
-    key = request.headers.get("idempotency-key")
-    if key is None:
-        return None
-    key = key.strip()
-    if not key or len(key) > MAX_IDEMPOTENCY_KEY:
-        raise ValidationError(f"Header 'Idempotency-Key' must be 1 to {MAX_IDEMPOTENCY_KEY} characters",
-                              "Idempotency-Key")
-    return key
-
-
 async def _enqueue(request: Request, operation: str, params: dict[str, Any]) -> Response:
-    job, created = await _queue(request).enqueue(operations.new_operation_id(operation), operation, params,
-                                                 _idempotency_key(request))
+    await check_media_owner(request, params["filename"])
+    job, created = await _queue(request).enqueue(await owner_of(request), operations.new_operation_id(operation),
+                                                 operation, params, idempotency_key(request))
     if created:
         ENQUEUED.labels(operation).inc()
-    headers = [] if created else [("idempotent-replayed", "true")]
+    headers = [] if created else [REPLAYED]
     return json_response({"operationId": job.operation_id, "operation": job.operation, "status": job.status},
                          202, headers)
 
@@ -84,9 +75,10 @@ async def edit_process(request: Request) -> Response:
     output = operations.output_label(body)
     project_id = body.get("projectId")
     if project_id is not None:
-        if isinstance(project_id, bool) or not isinstance(project_id, int):
+        project_id = as_int(project_id)
+        if project_id is None:
             raise ValidationError("Field 'projectId' must be an integer", "projectId")
-        project = json.loads((await request.app.projects.get(project_id)).json)
+        project = json.loads((await request.app.projects.get(await owner_of(request), project_id)).json)
         timeline = project.get("timeline_state") or {}
         params = operations.process_params(project["video_filename"], timeline.get("edits", []), media_dir,
                                            output=output, filename_field="videoFilename",
@@ -101,7 +93,7 @@ async def edit_process(request: Request) -> Response:
 
 
 async def _job(request: Request, operation_id: str) -> Job:
-    job = await _queue(request).get(operation_id)
+    job = await _queue(request).get(await owner_of(request), operation_id)
     if job is None:
         raise NotFound(f"Job {operation_id} not found")
     return job
@@ -113,7 +105,7 @@ async def get_job(request: Request) -> Response:
 
 async def cancel_job(request: Request) -> Response:
     operation_id = request.path_params["operationId"]
-    job = await _queue(request).cancel(operation_id)
+    job = await _queue(request).cancel(await owner_of(request), operation_id)
     if job is None:
         finished = await _job(request, operation_id)
         raise Conflict(f"Job {operation_id} is already {finished.status}", jobStatus=finished.status)

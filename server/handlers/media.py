@@ -34,6 +34,7 @@ from core.media.filmstrip import MAX_COUNT, cached_filmstrip
 from core.media.pool import MediaPool
 from core.media.probe import probe
 from core.media.waveform import DEFAULT_PEAKS, MAX_PEAKS, cached_waveform
+from server.access import check_media_owner, owner_of
 from server.files import serve_file
 from server.http.request import Request
 from server.http.response import AnyResponse, HTTPError, json_response
@@ -92,8 +93,9 @@ class UploadProgress:
 
     INTERVAL = 0.1
 
-    def __init__(self, app: App, operation_id: str, total: int | None, done: int = 0) -> None:
+    def __init__(self, app: App, operation_id: str, owner: str, total: int | None, done: int = 0) -> None:
         self.operation_id = operation_id
+        self._owner = owner
         self._hub = getattr(app, "hub", None)
         self._total = total
         self._done = done
@@ -122,7 +124,7 @@ class UploadProgress:
         if self._hub is None:
             return
         try:
-            await self._hub.publish(kind, {"operationId": self.operation_id, **data})
+            await self._hub.publish(kind, {"operationId": self.operation_id, **data}, self._owner)
         except Exception:
             log.exception("publishing upload %s %s failed", kind, self.operation_id)
 
@@ -138,10 +140,12 @@ def operation_id_of(request: Request) -> str:
                         f"upload-{secrets.token_hex(8)}")
 
 
-async def store_upload(app: App, temp: Path, client_name: str | None) -> dict[str, Any]:
-    """Probe a finished upload and move it into the media directory; ``{filename, url, metadata}``.
+async def store_upload(app: App, temp: Path, client_name: str | None, owner: str) -> dict[str, Any]:
+    """Probe a finished upload and move it into the media directory as ``owner``'s; ``{filename, url, metadata}``.
 
     Not a usable video: the file is removed and the MediaError (415/422) raised as HTTPError.
+    The owner is recorded before the answer; if that fails the stored file is removed
+    again, so no file is left that nobody (or the wrong owner) could claim.
     """
     loop = asyncio.get_running_loop()
     try:
@@ -154,6 +158,11 @@ async def store_upload(app: App, temp: Path, client_name: str | None) -> dict[st
         raise
     ext = storage.video_extension(client_name, metadata.get("format"))
     filename = await loop.run_in_executor(None, storage.commit, temp, app.settings.media_path, ext)
+    try:
+        await app.access.media.record(filename, owner)
+    except BaseException:
+        await asyncio.shield(loop.run_in_executor(None, _unlink, app.settings.media_path / filename))
+        raise
     # The probe just ran: seed the metadata cache so the first GET /api/metadata is a hit.
     await app.kv.metadata.put(filename, metadata)
     return {"filename": filename, "url": storage.video_url(filename), "metadata": metadata}
@@ -167,6 +176,7 @@ async def upload(request: Request) -> AnyResponse:
     """``POST /api/upload``: 201 ``{filename, url, metadata}``."""
     app = request.app
     assert app is not None
+    owner = await owner_of(request)
     try:
         boundary = parse_boundary(request.headers.get("content-type"))
     except MultipartError as error:
@@ -176,7 +186,7 @@ async def upload(request: Request) -> AnyResponse:
                           extra={"limit": limit}, close=True)
     if request.content_length is not None and request.content_length > request.body_limit:
         raise too_large  # before a byte is read: a client that sent Expect: 100-continue sends none
-    progress = UploadProgress(app, operation_id_of(request), request.content_length)
+    progress = UploadProgress(app, operation_id_of(request), owner, request.content_length)
     loop = asyncio.get_running_loop()
     temp = await loop.run_in_executor(None, storage.temp_upload_path, app.settings.media_path)
     writer: storage.AsyncFileWriter | None = None
@@ -205,12 +215,16 @@ async def upload(request: Request) -> AnyResponse:
             parser.finish()
         except MultipartError as error:
             raise HTTPError(400, str(error), close=True) from None
+        except OSError as error:
+            if storage.is_out_of_space(error):
+                raise HTTPError(507, "Not enough disk space to store the upload", close=True) from None
+            raise
         except HTTPError as error:
             # A chunked body past the route's allowance: say it in terms of the upload limit.
             raise too_large if error.status == 413 else error from None
         if state != "written":
             raise HTTPError(400, f"Missing file field '{UPLOAD_FIELD}' in the multipart body")
-        result = await store_upload(app, temp, client_name)
+        result = await store_upload(app, temp, client_name, owner)
     except BaseException as error:
         if writer is not None:
             await asyncio.shield(writer.abort())
@@ -229,6 +243,7 @@ async def get_video(request: Request) -> AnyResponse:
     assert request.app is not None
     name = request.path_params["filename"]
     path = storage.media_file(request.app.settings.media_path, name)
+    await check_media_owner(request, name)
     return await serve_file(request, path, storage.content_type(name))
 
 
@@ -252,7 +267,8 @@ async def _derive(request: Request, fn: Callable[..., Any], n: int) -> tuple[Pat
     assert app is not None
     media_dir = app.settings.media_path
     src = storage.media_file(media_dir, request.path_params["filename"])
-    cache_dir = media_dir / storage.CACHE_DIR
+    await check_media_owner(request, src.name)
+    cache_dir = storage.working_dir(media_dir / storage.CACHE_DIR)
     try:
         result = await _shared((fn.__name__, str(src), n), lambda: media_pool(app).run(
             fn, str(src), str(cache_dir), n, timeout=DERIVATIVE_TIMEOUT))

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from core import storage
 from core.media.errors import MediaError
 from core.media.probe import probe
+from server.access import check_media_owner
 from server.handlers.media import media_pool
 from server.http.request import Request
 from server.http.response import HTTPError, Response, raw_json_response
@@ -40,6 +41,7 @@ async def get_metadata(request: Request) -> Response:
     app = request.app
     filename = request.path_params["filename"]
     storage.media_file(app.settings.media_path, filename)
+    await check_media_owner(request, filename)
     try:
         document = await app.kv.metadata.get_json(filename)
     except MediaError as error:

@@ -50,15 +50,24 @@ def register_metrics_routes(app: App) -> None:
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
+_request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+"""The labelled children of REQUESTS and REQUEST_SECONDS by (method, route, status): looking
+them up through ``labels()`` (label tuple, lock, dict) cost more than counting."""
+
+
 def record_request(method: str, route: str, status: int, seconds: float) -> None:
     """Count one finished request; ``route`` is the matched pattern (``"unmatched"`` if none).
 
     Methods outside the usual few are counted as ``OTHER``, so a client inventing methods
-    cannot grow the label set.
+    cannot grow the label set (nor this cache of children, bounded by the routes and statuses).
     """
     method = method if method in _METHODS else "OTHER"
-    REQUESTS.labels(method, route, str(status)).inc()
-    REQUEST_SECONDS.labels(method, route).observe(seconds)
+    children = _request_children.get((method, route, status))
+    if children is None:
+        children = (REQUESTS.labels(method, route, str(status)), REQUEST_SECONDS.labels(method, route))
+        _request_children[(method, route, status)] = children
+    children[0].inc()
+    children[1].observe(seconds)
 
 
 async def metrics(request: Request) -> Response:

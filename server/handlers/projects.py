@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from core.errors import PreconditionFailed
 from core.projects import Document, NewProject, ProjectChanges, page_limit
+from server.access import owner_of
 from server.http.request import Request
 from server.http.response import Response, encode_json, raw_json_response
+from server.idempotency import REPLAYED, idempotency_key
 from server.handlers.session import remember_project
 
 
@@ -34,21 +36,24 @@ def parse_if_match(value: str | None) -> int | None:
 
 async def create_project(request: Request) -> Response:
     project = NewProject.from_body(await request.json())
-    doc = await request.app.projects.create(project)
+    doc, created = await request.app.projects.create(await owner_of(request), project, idempotency_key(request))
     await remember_project(request, doc.json)
-    return _document(doc, 201)
+    response = _document(doc, 201)
+    if not created:
+        response.headers.append(REPLAYED)
+    return response
 
 
 async def list_projects(request: Request) -> Response:
     limit = page_limit(request.query.get("limit"))
     cursor = request.query.get("cursor") or None
-    page = await request.app.projects.page(limit, cursor)
+    page = await request.app.projects.page(await owner_of(request), limit, cursor)
     headers = [("x-next-cursor", page.next_cursor)] if page.next_cursor else []
     return raw_json_response(page.json, 200, headers)
 
 
 async def get_project(request: Request) -> Response:
-    doc = await request.app.projects.get(request.path_params["id"])
+    doc = await request.app.projects.get(await owner_of(request), request.path_params["id"])
     await remember_project(request, doc.json)
     return _document(doc)
 
@@ -57,7 +62,8 @@ async def update_project(request: Request) -> Response:
     changes = ProjectChanges.from_body(await request.json())
     version = parse_if_match(request.headers.get("if-match"))
     try:
-        doc = await request.app.projects.update(request.path_params["id"], changes, version)
+        doc = await request.app.projects.update(await owner_of(request), request.path_params["id"], changes,
+                                                version)
     except PreconditionFailed as stale:
         return _precondition_failed(stale)
     await remember_project(request, doc.json)
@@ -72,7 +78,7 @@ def _precondition_failed(error: PreconditionFailed) -> Response:
 
 
 async def delete_project(request: Request) -> Response:
-    await request.app.projects.delete(request.path_params["id"])
+    await request.app.projects.delete(await owner_of(request), request.path_params["id"])
     return Response(204)
 
 

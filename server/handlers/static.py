@@ -19,12 +19,15 @@ import asyncio
 import os
 from pathlib import Path
 
+from server.access import browser_session_cookie
 from server.files import etag_matches, etag_of
 from server.http.request import Request
 from server.http.response import HTTPError, Response
 
 STATIC_ROOT = Path(__file__).resolve().parent.parent / "static"
 URL_PREFIX = "/static/"
+_NAME_MAX = 255
+"""Bytes in one file name on Linux file systems (NAME_MAX)."""
 
 CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
@@ -48,8 +51,10 @@ CONTENT_SECURITY_POLICY = (
 
 
 async def index(request: Request) -> Response:
-    """``GET /``: the editor page."""
-    return await _serve(request, STATIC_ROOT / "index.html")
+    """``GET /``: the editor page (starting a browser session where one is needed, see server/access.py)."""
+    response = await _serve(request, STATIC_ROOT / "index.html")
+    response.headers.extend(await browser_session_cookie(request))
+    return response
 
 
 async def static_file(request: Request) -> Response:
@@ -69,8 +74,10 @@ def resolve(relative: str) -> Path:
 
 
 def _unsafe(segment: str) -> bool:
-    """Empty (``//``, a leading or trailing ``/``), dot or hidden, or a byte some OS reads as a separator."""
-    return not segment or segment.startswith(".") or "\\" in segment or "\x00" in segment
+    """Empty (``//``, a leading or trailing ``/``), dot or hidden, a byte some OS reads as a separator,
+    or longer than any file name may be (the file system would refuse it with ENAMETOOLONG)."""
+    return (not segment or segment.startswith(".") or "\\" in segment or "\x00" in segment
+            or len(segment.encode()) > _NAME_MAX)
 
 
 def _not_found(relative: str) -> HTTPError:

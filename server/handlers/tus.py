@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 
 from core import storage
 from core.tasks import cancel_and_wait
+from server.access import owner_of
 from server.handlers.media import UploadProgress, operation_id, store_upload
 from server.http.request import Request
 from server.http.response import AnyResponse, HTTPError, Response, json_response
@@ -153,13 +154,14 @@ async def create(request: Request, store: TusStore) -> AnyResponse:
     if filetype and not filetype.startswith("video/") and filetype != "application/octet-stream":
         raise TusError(415, f"Only videos can be uploaded, not {filetype}")
     loop = asyncio.get_running_loop()
-    upload = await loop.run_in_executor(None, store.create, length, metadata)
+    upload = await loop.run_in_executor(None, store.create, length, metadata, await owner_of(request))
     return Response(201, [("location", f"/api/uploads/{upload.id}"), ("upload-offset", "0"), _expires(store)])
 
 
-async def _get(store: TusStore, upload_id: str) -> Upload:
+async def _get(request: Request, store: TusStore, upload_id: str) -> Upload:
+    """The upload, if it exists and is the requester's own (anyone else's is not found)."""
     upload = await asyncio.get_running_loop().run_in_executor(None, store.get, upload_id)
-    if upload is None:
+    if upload is None or upload.owner != await owner_of(request):
         raise TusError(404, "Upload not found")
     return upload
 
@@ -170,11 +172,11 @@ async def head_or_status(request: Request, store: TusStore) -> AnyResponse:
     try:
         # Waiting for the lock lets a PATCH cut off a moment ago write its last bytes first.
         async with store.locked(upload_id):
-            upload = await _get(store, upload_id)
+            upload = await _get(request, store, upload_id)
     except TusError as error:
         if error.status != 423:
             raise
-        upload = await _get(store, upload_id)
+        upload = await _get(request, store, upload_id)
     headers = [("upload-offset", str(upload.offset)), ("upload-length", str(upload.length)),
                ("cache-control", "no-store")]
     if request.method == "HEAD":
@@ -194,7 +196,7 @@ async def patch(request: Request, store: TusStore) -> AnyResponse:
     checksum = parse_checksum(request.headers.get("upload-checksum"))
     upload_id = request.path_params["id"]
     async with store.locked(upload_id):
-        upload = await _get(store, upload_id)
+        upload = await _get(request, store, upload_id)
         if offset != upload.offset:
             raise HTTPError(409, f"Upload-Offset {offset} does not match the upload's offset {upload.offset}",
                             headers=[("upload-offset", str(upload.offset))])
@@ -218,7 +220,7 @@ async def _append(request: Request, store: TusStore, upload: Upload, checksum: t
     part = store.part_path(upload.id)
     hasher = CHECKSUM_ALGORITHMS[checksum[0]]() if checksum else None
     writer = await storage.AsyncFileWriter.open(part, "r+b", offset=upload.offset, hasher=hasher)
-    progress = UploadProgress(request.app, _operation_id(upload), upload.length, done=upload.offset)
+    progress = UploadProgress(request.app, _operation_id(upload), upload.owner, upload.length, done=upload.offset)
     loop = asyncio.get_running_loop()
     try:
         async for chunk in request.stream():
@@ -226,6 +228,7 @@ async def _append(request: Request, store: TusStore, upload: Upload, checksum: t
                 raise TusError(413, f"The PATCH body is longer than the {remaining} bytes that remain")
             await writer.write(chunk)
             await progress.advance(len(chunk))
+        await writer.close()
     except BaseException as error:
         # Cut off by the network without a checksum: keep what came, the client resumes there.
         keep = checksum is None and isinstance(error, (ConnectionError, asyncio.CancelledError))
@@ -234,8 +237,9 @@ async def _append(request: Request, store: TusStore, upload: Upload, checksum: t
         else:
             await asyncio.shield(writer.abort())
             await asyncio.shield(loop.run_in_executor(None, os.truncate, part, upload.offset))
+        if storage.is_out_of_space(error):
+            raise TusError(507, "Not enough disk space to store the upload") from None
         raise
-    await writer.close()
     if checksum is not None and hasher is not None and hasher.digest() != checksum[1]:
         await loop.run_in_executor(None, os.truncate, part, upload.offset)
         raise TusError(CHECKSUM_MISMATCH, f"Upload-Checksum ({checksum[0]}) does not match the PATCH body")
@@ -246,10 +250,10 @@ async def _finish(request: Request, store: TusStore, upload: Upload) -> None:
     """The last byte arrived: store the upload as a video, or remove it and refuse it."""
     app = request.app
     assert app is not None
-    progress = UploadProgress(app, _operation_id(upload), upload.length, done=upload.length)
+    progress = UploadProgress(app, _operation_id(upload), upload.owner, upload.length, done=upload.length)
     loop = asyncio.get_running_loop()
     try:
-        result = await store_upload(app, store.part_path(upload.id), upload.metadata.get("filename"))
+        result = await store_upload(app, store.part_path(upload.id), upload.metadata.get("filename"), upload.owner)
     except HTTPError as error:
         await loop.run_in_executor(None, store.remove, upload.id)
         await progress.fail(error.message)
@@ -270,6 +274,6 @@ def _patched(store: TusStore, upload: Upload, offset: int) -> Response:
 async def terminate(request: Request, store: TusStore) -> AnyResponse:
     upload_id = request.path_params["id"]
     async with store.locked(upload_id):
-        await _get(store, upload_id)
+        await _get(request, store, upload_id)
         await asyncio.get_running_loop().run_in_executor(None, store.remove, upload_id)
     return Response(204, [])

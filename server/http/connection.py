@@ -1,11 +1,28 @@
 """A sans-I/O HTTP/1.1 server connection: bytes in, events out; responses in, bytes out.
 
-This is a thin layer over :mod:`h11` that adds what a server needs on top of it and keeps
-the same discipline: no sockets, no clocks, no tasks. The asyncio protocol feeds it what
-the transport reads and writes what it returns, so every parsing and framing rule can be
-tested by feeding bytes, one at a time or all at once.
+h11 parses: request heads, bodies (Content-Length or chunked), 100-continue, pipelining
+and protocol errors. Responses are serialized here, because h11's sending side (it
+validates and normalizes every header twice and walks its state machine for each of
+head, body and end) cost more than the rest of a cached GET. The rules it applied are kept,
+one by one, and a test holds this serializer to h11's own output
+(tests/httpserver/test_response_framing.py):
 
-What it adds to h11:
+* framing: a known length is sent as ``Content-Length``; an unknown one is chunked for
+  HTTP/1.1 and close-delimited for HTTP/1.0; HEAD, 204 and 304 responses carry headers
+  but never a body, and a declared length must be met exactly;
+* keep-alive: the connection closes after the response (and says ``connection: close``)
+  when the client asked for it, spoke HTTP/1.0, the handler said ``connection: close``,
+  the body is close-delimited, or the request body was left unread (its remainder would
+  otherwise be parsed as the next request);
+* header values may not contain CR, LF or NUL (no response splitting).
+
+Every request gets a fresh h11 parser that is handed the bytes already read past the
+previous request, so h11 parses each cycle from a clean state while the response side
+needs none of its bookkeeping.
+
+This layer keeps h11's discipline: no sockets, no clocks, no tasks. The asyncio protocol
+feeds it what the transport reads and writes what it returns, so every parsing and framing
+rule can be tested by feeding bytes, one at a time or all at once. What it adds:
 
 * one event vocabulary for the server (:class:`RequestHead`, :class:`BodyChunk`,
   :class:`EndOfRequest`, :class:`Closed`, :class:`BadRequest`) and the two sentinels
@@ -14,9 +31,7 @@ What it adds to h11:
   (400, 431 for a header block over the limit, 501 for unknown transfer codings), instead
   of an exception;
 * a request without a body is complete at its :class:`RequestHead` (no
-  :class:`EndOfRequest` follows it); HEAD response bodies are swallowed, ``100 Continue`` is sent only if the client still waits,
-  and a response that leaves the request body unread closes the connection (the unread
-  bytes would otherwise be parsed as the next request);
+  :class:`EndOfRequest` follows it), and ``100 Continue`` is sent only if the client still waits;
 * the switch to another protocol (WebSocket) returns the bytes already read past the
   handshake.
 """
@@ -31,6 +46,8 @@ import h11
 
 
 Headers = list[tuple[bytes, bytes]]
+ResponseHeaders = Iterable[tuple[str, str]]
+"""Response header names and values as handlers give them (``str``, sent as Latin-1)."""
 
 NEED_DATA = h11.NEED_DATA
 PAUSED = h11.PAUSED
@@ -41,6 +58,7 @@ class RequestHead:
     method: str
     target: bytes
     headers: Headers
+    """Names lower-cased, in the order received."""
     http_version: str
     content_length: int | None
     """The declared body size, or None for a chunked body."""
@@ -75,22 +93,42 @@ class BadRequest:
 
 Event = RequestHead | BodyChunk | EndOfRequest | Closed | BadRequest | type[h11.NEED_DATA] | type[h11.PAUSED]
 
-_PHRASES = {status.value: status.phrase.encode() for status in HTTPStatus}
+_STATUS_LINES = {status.value: f"HTTP/1.1 {status.value} {status.phrase}\r\n" for status in HTTPStatus}
+_BODILESS_STATUSES = frozenset({204, 304})
 _END = EndOfRequest()
 _CLOSED = Closed()
 _ERROR_BODY = b'{"error":"%s"}'
 _REASONS = {400: "Bad request", 431: "Request header fields too large",
             501: "Transfer coding not implemented", 505: "HTTP version not supported"}
 
+# Where the response of the current cycle is.
+_NOT_STARTED, _SENDING_BODY, _SENT = 0, 1, 2
+# How its body is framed.
+_BY_LENGTH, _CHUNKED, _UNTIL_CLOSE, _NO_BODY = 0, 1, 2, 3
+
 
 class HTTPConnection:
     """One server-side HTTP/1.1 connection's state, free of I/O."""
 
     def __init__(self, max_header_bytes: int = 16 * 1024) -> None:
-        self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=max_header_bytes)
         self._max_header_bytes = max_header_bytes
+        self._h11 = self._parser()
+        self._reset_cycle()
+
+    def _parser(self) -> h11.Connection:
+        return h11.Connection(h11.SERVER, max_incomplete_event_size=self._max_header_bytes)
+
+    def _reset_cycle(self) -> None:
         self._head_request = False
+        self._client_keep_alive = True
+        """False when the client said ``Connection: close`` or spoke HTTP/1.0."""
+        self._http10 = False
         self._body_done = True
+        self._response = _NOT_STARTED
+        self._framing = _BY_LENGTH
+        self._remaining = 0
+        """Bytes of the declared Content-Length not sent yet."""
+        self._keep_alive = True
 
     # -- input -----------------------------------------------------------------
 
@@ -111,30 +149,36 @@ class HTTPConnection:
             self._body_done = True
             return _END
         if kind is h11.Request:
-            # h11 bounds only an incomplete head; one that arrives whole in a single read
-            # is parsed whatever its size, so the limit is enforced here as well.
-            size = len(event.target) + sum(len(n) + len(v) + 4 for n, v in event.headers)
-            if size > self._max_header_bytes:
-                return self._bad_request(h11.RemoteProtocolError("header block too large",
-                                                                 error_status_hint=431))
             return self._request_head(event)
         if kind is h11.ConnectionClosed:
             return _CLOSED
         return event  # NEED_DATA or PAUSED
 
-    def _request_head(self, event: h11.Request) -> RequestHead:
+    def _request_head(self, event: h11.Request) -> RequestHead | BadRequest:
+        headers = [(name.lower(), value) for name, value in event.headers.raw_items()]
         content_length: int | None = 0
         upgrade: bytes | None = None
         chunked = False
-        for name, value in event.headers:
+        size = len(event.target)
+        for name, value in headers:
+            size += len(name) + len(value) + 4
             if name == b"content-length":
                 content_length = int(value)
             elif name == b"transfer-encoding":
                 chunked = True
             elif name == b"upgrade":
                 upgrade = value.lower()
+            elif name == b"connection" and b"close" in _tokens(value):
+                self._client_keep_alive = False
+        if size > self._max_header_bytes:
+            # h11 bounds only an incomplete head; one that arrives whole in a single read
+            # is parsed whatever its size, so the limit is enforced here as well.
+            return self._bad_request(h11.RemoteProtocolError("header block too large", error_status_hint=431))
         if chunked:
             content_length = None
+        self._http10 = event.http_version < b"1.1"
+        if self._http10:
+            self._client_keep_alive = False
         self._head_request = event.method == b"HEAD"
         has_body = content_length != 0
         self._body_done = not has_body
@@ -146,7 +190,7 @@ class HTTPConnection:
         return RequestHead(
             method=event.method.decode("ascii"),
             target=event.target,
-            headers=list(event.headers),
+            headers=headers,
             http_version=event.http_version.decode("ascii"),
             content_length=content_length,
             has_body=has_body,
@@ -167,47 +211,121 @@ class HTTPConnection:
 
     @property
     def waiting_for_continue(self) -> bool:
-        return self._h11.they_are_waiting_for_100_continue
+        return self._response == _NOT_STARTED and self._h11.they_are_waiting_for_100_continue
 
     def send_continue(self) -> bytes:
         """``100 Continue``, or nothing if the client stopped waiting or sent the body already."""
-        if not self._h11.they_are_waiting_for_100_continue:
+        if not self.waiting_for_continue:
             return b""
         return self._h11.send(h11.InformationalResponse(status_code=100, headers=[])) or b""
 
-    def send_head(self, status: int, headers: Iterable[tuple[bytes, bytes]]) -> bytes:
-        """Serialize the status line and headers of the response."""
-        headers = list(headers)
-        if not self._body_done:
-            # The handler answered without reading the whole body: close afterwards rather
-            # than parse its unread remainder as the next request.
-            headers.append((b"connection", b"close"))
-        response = h11.Response(status_code=status, headers=headers, reason=_PHRASES.get(status, b""))
-        return self._h11.send(response) or b""
+    def send_response(self, status: int, headers: ResponseHeaders, body: bytes) -> bytes:
+        """A whole response, framed by its length: head and body (the body only if one may follow)."""
+        head = self.send_head(status, headers, len(body))
+        self._response = _SENT
+        return head if self._framing == _NO_BODY or not body else head + body
+
+    def send_head(self, status: int, headers: ResponseHeaders, content_length: int | None) -> bytes:
+        """The status line and headers; the body that follows is framed by ``content_length``
+        when it is known, chunked (HTTP/1.1) or delimited by the close (HTTP/1.0) when not."""
+        if self._response != _NOT_STARTED:
+            raise h11.LocalProtocolError("this request was answered already")
+        if not 200 <= status <= 999:
+            raise h11.LocalProtocolError(f"status {status} is not a final response")
+        close = not (self._client_keep_alive and self._body_done)
+        lines = [_STATUS_LINES.get(status) or f"HTTP/1.1 {status} \r\n"]
+        connection: list[str] = []
+        for name, value in headers:
+            if name.lower() == "connection":
+                connection.append(value)
+            else:
+                lines.append(f"{name}: {value}\r\n")
+        bodiless_status = status in _BODILESS_STATUSES
+        if content_length is not None:
+            lines.append(f"content-length: {content_length}\r\n")
+            self._framing, self._remaining = _BY_LENGTH, content_length
+        elif bodiless_status:
+            self._framing = _NO_BODY
+        elif self._http10:
+            self._framing = _UNTIL_CLOSE
+            close = True
+        else:
+            lines.append("transfer-encoding: chunked\r\n")
+            self._framing = _CHUNKED
+        if self._head_request or bodiless_status:
+            self._framing = _NO_BODY
+        if connection:
+            tokens = {token for value in connection for token in _tokens(value.encode("latin-1"))}
+            if b"close" in tokens:
+                close = True
+            elif close:
+                kept = sorted(token.decode("latin-1") for token in tokens - {b"keep-alive"})
+                connection = [", ".join([*kept, "close"])]
+        elif close:
+            connection = ["close"]
+        lines.extend([f"connection: {value}\r\n" for value in connection])
+        lines.append("\r\n")
+        text = "".join(lines)
+        # Each line ends in the one CRLF put there above: a CR, LF or NUL inside a name or value
+        # would let whoever chose it write headers (or a whole response) of their own.
+        if text.count("\n") != len(lines) or text.count("\r") != len(lines) or "\0" in text:
+            raise h11.LocalProtocolError("a response header contains CR, LF or NUL")
+        self._keep_alive = not close
+        self._response = _SENDING_BODY
+        return text.encode("latin-1")
 
     def send_body(self, data: bytes) -> bytes:
-        """Frame a piece of the response body (nothing at all for HEAD)."""
-        if self._head_request or not data:
+        """Frame a piece of the response body (nothing at all where no body may follow)."""
+        if self._response != _SENDING_BODY:
+            raise h11.LocalProtocolError("no response body is being sent")
+        framing = self._framing
+        if framing == _NO_BODY or not data:
             return b""
-        return self._h11.send(h11.Data(data=data)) or b""
+        if framing == _BY_LENGTH:
+            self._remaining -= len(data)
+            if self._remaining < 0:
+                raise h11.LocalProtocolError("Too much data for declared Content-Length")
+            return data
+        if framing == _CHUNKED:
+            return b"%x\r\n%s\r\n" % (len(data), data)
+        return data
 
     def send_end(self) -> bytes:
-        return self._h11.send(h11.EndOfMessage()) or b""
+        if self._response != _SENDING_BODY:
+            raise h11.LocalProtocolError("no response body is being sent")
+        if self._framing == _BY_LENGTH and self._remaining:
+            raise h11.LocalProtocolError("Too little data for declared Content-Length")
+        self._response = _SENT
+        return b"0\r\n\r\n" if self._framing == _CHUNKED else b""
 
-    def send_switch(self, headers: Iterable[tuple[bytes, bytes]]) -> tuple[bytes, bytes]:
+    def send_switch(self, headers: ResponseHeaders) -> tuple[bytes, bytes]:
         """``101 Switching Protocols``; returns the bytes to write and those already read past it."""
-        data = self._h11.send(h11.InformationalResponse(status_code=101, headers=list(headers))) or b""
+        encoded = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers]
+        data = self._h11.send(h11.InformationalResponse(status_code=101, headers=encoded)) or b""
+        self._response, self._keep_alive = _SENT, False
         leftover, _closed = self._h11.trailing_data
-        return data, bytes(leftover)
+        return data, leftover
 
     # -- cycle -----------------------------------------------------------------
 
     @property
     def keep_alive(self) -> bool:
         """Whether the connection may carry another request once this response is sent."""
-        return self._h11.our_state is h11.DONE and self._h11.their_state is h11.DONE
+        return self._keep_alive and self._response == _SENT and self._h11.their_state is h11.DONE
 
     def start_next_cycle(self) -> None:
-        self._h11.start_next_cycle()
-        self._head_request = False
-        self._body_done = True
+        """Get ready for the next request: a new parser, given what was read past this one."""
+        if not self.keep_alive:
+            raise h11.LocalProtocolError("the connection cannot carry another request")
+        leftover, closed = self._h11.trailing_data
+        self._h11 = self._parser()
+        if leftover:
+            self._h11.receive_data(leftover)
+        if closed:
+            self._h11.receive_data(b"")
+        self._reset_cycle()
+
+
+def _tokens(value: bytes) -> set[bytes]:
+    """The lower-cased tokens of a comma-separated header value (``Connection``)."""
+    return {token.strip() for token in value.lower().split(b",")} - {b""}

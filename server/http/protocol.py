@@ -5,7 +5,13 @@ call the handler, write its response, start the next cycle. The protocol adds th
 that need a clock or a socket:
 
 * a deadline for a request's line and headers (slowloris), an idle keep-alive timeout,
-  and a limit on how long a request body may stall between two reads;
+  and a limit on how long a request body may stall between two reads. One timer per
+  connection serves them all and is moved lazily: a request only writes its new deadline,
+  and the timer, when it fires early, re-arms itself for the deadline now due, so a busy
+  keep-alive connection schedules about one timer per keep-alive period instead of four
+  per request;
+* its place in the server's count of open connections: while it holds no request (fresh,
+  idle, or sending a request head) the server may shed it to admit another;
 * read backpressure: reading pauses while a request is being handled and resumes only
   when the handler asks for body bytes or the next request is due, so pipelined requests
   are answered in order and never pile up in memory;
@@ -39,7 +45,7 @@ log = logging.getLogger("nve.http")
 Handler = Callable[[Request], Awaitable[AnyResponse]]
 
 _request_ids = itertools.count(1)
-_date_cache: tuple[int, bytes] = (0, b"")
+_date_cache: tuple[int, str] = (0, "")
 _ID_PREFIX = os.urandom(3).hex()
 
 
@@ -47,12 +53,12 @@ def next_request_id() -> str:
     return f"{_ID_PREFIX}-{next(_request_ids):x}"
 
 
-def http_date() -> bytes:
+def http_date() -> str:
     """The ``Date`` header value, formatted once per second rather than per response."""
     global _date_cache
     now = int(time.time())
     if _date_cache[0] != now:
-        _date_cache = (now, formatdate(now, usegmt=True).encode())
+        _date_cache = (now, formatdate(now, usegmt=True))
     return _date_cache[1]
 
 
@@ -72,7 +78,10 @@ class HTTPProtocol(asyncio.Protocol):
         self._closing = False
         self._in_request = False
         self._got_bytes = False
+        self._deadline = 0.0
+        """Loop time at which the current wait (head, body, keep-alive) times out; 0: none."""
         self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
         self._task: asyncio.Task[None] | None = None
         self._switched = False
 
@@ -88,7 +97,7 @@ class HTTPProtocol(asyncio.Protocol):
         if not self._server.admit(self):
             transport.abort()
             return
-        self._arm_timer(self._settings.header_timeout)
+        self._set_deadline(self._settings.header_timeout)
         self._task = self._loop.create_task(self._serve())
 
     def data_received(self, data: bytes) -> None:
@@ -97,7 +106,7 @@ class HTTPProtocol(asyncio.Protocol):
             self._got_bytes = True
             if not self._in_request:
                 # The first byte of a request: from now on its head has a deadline.
-                self._arm_timer(self._settings.header_timeout)
+                self._set_deadline(self._settings.header_timeout)
         if self._in_request and not self._reading_paused:
             # The handler is busy; don't read (and buffer) the next pipelined request.
             self._transport.pause_reading()  # type: ignore[union-attr]
@@ -111,7 +120,7 @@ class HTTPProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = True
-        self._cancel_timer()
+        self._stop_timer()
         self._wake_reader()
         if self._write_waiter is not None and not self._write_waiter.done():
             self._write_waiter.set_result(None)
@@ -141,24 +150,55 @@ class HTTPProtocol(asyncio.Protocol):
         if self._transport is not None:
             self._transport.abort()
 
+    def shed(self) -> None:
+        """Close this connection, which holds no request, to make room for a new one."""
+        log.debug("closing %s: shed at the connection cap", self._client)
+        # Gone from now on, though the transport reports it later: a request head that
+        # arrived just before must not start a request nobody can be answered on.
+        self._lost = True
+        self._close()
+        self._wake_reader()
+
     def _close(self) -> None:
-        self._cancel_timer()
+        self._stop_timer()
         if self._transport is not None and not self._switched:
             self._transport.close()
 
     # -- timers ------------------------------------------------------------------
 
-    def _arm_timer(self, seconds: float) -> None:
-        self._cancel_timer()
-        self._timer = self._loop.call_later(seconds, self._on_timeout)
+    def _set_deadline(self, seconds: float) -> None:
+        deadline = self._loop.time() + seconds
+        self._deadline = deadline
+        if self._timer is None or deadline < self._timer_at:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = self._loop.call_at(deadline, self._on_timer)
+            self._timer_at = deadline
 
-    def _cancel_timer(self) -> None:
+    def _clear_deadline(self) -> None:
+        # The timer stays armed: when it fires it finds nothing due, which costs less
+        # than cancelling and scheduling it again around every request.
+        self._deadline = 0.0
+
+    def _stop_timer(self) -> None:
+        self._deadline = 0.0
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
 
-    def _on_timeout(self) -> None:
+    def _on_timer(self) -> None:
         self._timer = None
+        if not self._deadline:
+            return
+        if self._loop.time() < self._deadline:
+            # The deadline moved on since this timer was set.
+            self._timer = self._loop.call_at(self._deadline, self._on_timer)
+            self._timer_at = self._deadline
+            return
+        self._deadline = 0.0
+        self._on_timeout()
+
+    def _on_timeout(self) -> None:
         if self._in_request:
             log.info("closing %s: request body stalled", self._client)
             self.abort()
@@ -195,11 +235,11 @@ class HTTPProtocol(asyncio.Protocol):
         if self._conn.waiting_for_continue:
             self._write(self._conn.send_continue())
         # A client that stops sending mid-body would otherwise hold its handler forever.
-        self._arm_timer(self._settings.body_timeout)
+        self._set_deadline(self._settings.body_timeout)
         try:
             event = await self._next_event()
         finally:
-            self._cancel_timer()
+            self._clear_deadline()
         if isinstance(event, BodyChunk):
             return event.data
         if isinstance(event, EndOfRequest):
@@ -214,6 +254,8 @@ class HTTPProtocol(asyncio.Protocol):
         try:
             while not self._lost:
                 event = await self._next_event()
+                if self._lost:
+                    break  # no answer could reach the client: start nothing for it
                 if isinstance(event, RequestHead):
                     keep_going = await self._handle(event)
                     if not keep_going:
@@ -234,7 +276,8 @@ class HTTPProtocol(asyncio.Protocol):
     async def _handle(self, head: RequestHead) -> bool:
         """Run one request to completion; return whether the connection may go on."""
         self._in_request = True
-        self._cancel_timer()
+        self._clear_deadline()
+        self._server.request_started(self)
         request = Request(
             method=head.method, target=head.target, headers=head.headers, client=self._client,
             request_id=next_request_id(), content_length=head.content_length,
@@ -252,13 +295,14 @@ class HTTPProtocol(asyncio.Protocol):
         self._conn.start_next_cycle()
         self._in_request = False
         self._got_bytes = False
-        self._arm_timer(self._settings.keepalive_timeout)
+        self._server.request_finished(self)
+        self._set_deadline(self._settings.keepalive_timeout)
         return True
 
     def _switch(self, upgrade: Upgrade) -> None:
-        data, leftover = self._conn.send_switch(_encode_headers(upgrade.headers))
+        data, leftover = self._conn.send_switch(upgrade.headers)
         self._write(data)
-        self._cancel_timer()
+        self._stop_timer()
         self._switched = True
         self._server.discard(self)
         transport = self._transport
@@ -269,17 +313,11 @@ class HTTPProtocol(asyncio.Protocol):
             transport.resume_reading()
 
     async def _write_response(self, request: Request, response: Response | StreamingResponse) -> None:
-        headers = _encode_headers(response.headers)
-        headers.append((b"x-request-id", request.request_id.encode()))
-        headers.append((b"date", http_date()))
+        headers = [*response.headers, ("x-request-id", request.request_id), ("date", http_date())]
         if isinstance(response, Response):
-            headers.append((b"content-length", b"%d" % len(response.body)))
-            self._write(self._conn.send_head(response.status, headers)
-                        + self._conn.send_body(response.body) + self._conn.send_end())
+            self._write(self._conn.send_response(response.status, headers, response.body))
             return
-        if response.content_length is not None:
-            headers.append((b"content-length", b"%d" % response.content_length))
-        self._write(self._conn.send_head(response.status, headers))
+        self._write(self._conn.send_head(response.status, headers, response.content_length))
         if request.method != "HEAD":
             try:
                 async for chunk in response.chunks:
@@ -312,6 +350,3 @@ class HTTPProtocol(asyncio.Protocol):
 async def _no_body() -> bytes | None:
     return None
 
-
-def _encode_headers(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
-    return [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers]

@@ -1,7 +1,25 @@
-"""The request a handler sees: head fields, a body it pulls on demand, and the app."""
+"""The request a handler sees: head fields, a body it pulls on demand, and the app.
+
+What :meth:`Request.json` accepts, where RFC 8259 leaves a choice or a hostile client
+could hurt (CONTRACT.md says only "JSON, UTF-8", so these are this server's rules):
+
+* ``Content-Type`` absent, ``application/json`` or any ``application/*+json``; any other
+  declared type is a 415 (a form or ``text/plain`` post is not JSON sent by mistake).
+* UTF-8 only (invalid UTF-8 is a 400); a leading byte order mark is ignored, as RFC 8259
+  section 8.1 allows.
+* At most ``body_limit`` bytes (1 MiB for JSON routes): 413, and the connection closes.
+* Arrays and objects nested at most :data:`MAX_JSON_DEPTH` levels: 400 past it, at any
+  depth (even one that would overflow the decoder's stack), so nothing downstream
+  (validation, msgspec encoding, PostgreSQL ``jsonb``, the browser) sees a deeper one.
+* No ``NaN``/``Infinity`` (not JSON) and no number past float range (``1e400``): 400.
+* No U+0000 in any string: PostgreSQL text and ``jsonb`` cannot hold it, so 400 rather
+  than a failed write.
+* Duplicate keys: the last one wins (as in most decoders, and in JavaScript's).
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote
@@ -17,6 +35,10 @@ BodyReader = Callable[[], Awaitable[bytes | None]]
 """Returns the next chunk of the body, or None once it has all been read."""
 
 _decoder = msgspec.json.Decoder()
+_BOM = b"\xef\xbb\xbf"
+# `\u0000` in a JSON string: the escape preceded by an even number of backslashes (itself unescaped).
+_NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+MAX_JSON_DEPTH = 64
 
 
 class Headers:
@@ -98,14 +120,60 @@ class Request:
         return b"".join([chunk async for chunk in self.stream()])
 
     async def json(self) -> Any:
-        """The body decoded as JSON; 400 when it is empty or not JSON."""
+        """The body decoded as JSON, by the rules in this module's docstring (else 400/413/415)."""
+        content_type = self.headers.get("content-type")
+        if content_type is not None and not is_json_type(content_type):
+            raise HTTPError(415, "Request body must be JSON (Content-Type: application/json), not "
+                                 f"{content_type.split(';')[0].strip()[:100] or 'an empty Content-Type'}")
         data = await self.body()
+        if data.startswith(_BOM):
+            data = data[len(_BOM):]
         if not data:
             raise HTTPError(400, "Request body must be a JSON document")
         try:
-            return _decoder.decode(data)
+            value = _decoder.decode(data)
+        except RecursionError:
+            raise _too_deep() from None
+        except msgspec.ValidationError as error:  # valid JSON, but e.g. a number past float range
+            raise HTTPError(400, f"Request body has a value this server cannot read: {error}") from None
         except msgspec.DecodeError as error:
             raise HTTPError(400, f"Request body is not valid JSON: {error}") from None
+        if nesting_exceeds(value, MAX_JSON_DEPTH):
+            raise _too_deep()
+        if b"\\u0000" in data and _NUL_ESCAPE.search(data):
+            raise HTTPError(400, "Request body contains the character U+0000, which no field accepts")
+        return value
+
+
+def is_json_type(content_type: str) -> bool:
+    """``application/json`` or a ``+json`` type (``application/merge-patch+json``), any parameters."""
+    media_type = content_type.split(";")[0].strip().lower()
+    return media_type == "application/json" or (media_type.startswith("application/")
+                                                 and media_type.endswith("+json"))
+
+
+def nesting_exceeds(value: Any, limit: int) -> bool:
+    """Whether arrays and objects nest more than ``limit`` levels deep in ``value``.
+
+    Level by level rather than recursively, so no depth of input can exhaust the stack.
+    """
+    level = [value] if isinstance(value, (dict, list)) else []
+    depth = 0
+    while level:
+        depth += 1
+        if depth > limit:
+            return True
+        deeper = []
+        for container in level:
+            for child in container.values() if isinstance(container, dict) else container:
+                if isinstance(child, (dict, list)):
+                    deeper.append(child)
+        level = deeper
+    return False
+
+
+def _too_deep() -> HTTPError:
+    return HTTPError(400, f"Request body nests arrays and objects more than {MAX_JSON_DEPTH} levels deep")
 
 
 def _too_large(limit: int) -> HTTPError:

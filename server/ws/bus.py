@@ -36,7 +36,7 @@ from core.kv.breaker import reconnect_delay
 from core.metrics import REGISTRY
 from server.ws.backlog import Backlog
 from server.ws.latest import latest_key, recent_key
-from server.ws.messages import BadMessage, Envelope, parse_envelope
+from server.ws.messages import BadMessage, Envelope, pack, unpack
 
 log = logging.getLogger(__name__)
 
@@ -185,9 +185,9 @@ class RedisBus(_Listeners):
                 try:
                     async with self._redis.pipeline(transaction=False) as pipe:
                         for _, envelope, _ in batch:
-                            pipe.set(latest_key(self._channel, envelope.operation_id), envelope.payload,
-                                     ex=self._ttl)
-                            pipe.publish(self._channel, self._node + b"|" + envelope.payload)
+                            packed = pack(envelope)
+                            pipe.set(latest_key(self._channel, envelope.operation_id), packed, ex=self._ttl)
+                            pipe.publish(self._channel, self._node + b"|" + packed)
                         pipe.zadd(recent, {envelope.operation_id: now for _, envelope, _ in batch})
                         pipe.zremrangebyscore(recent, 0, now - self._ttl * 1000)
                         await pipe.execute()
@@ -238,11 +238,11 @@ class RedisBus(_Listeners):
             await asyncio.sleep(reconnect_delay(failures))
 
     def _received(self, data: bytes) -> None:
-        node, _, payload = data.partition(b"|")
+        node, _, packed = data.partition(b"|")
         if node == self._node:
             return
         try:
-            envelope = parse_envelope(payload)
+            envelope = unpack(packed)
         except BadMessage as error:
             log.warning("unreadable message on %s: %s", self._channel, error)
             return

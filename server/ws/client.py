@@ -50,8 +50,11 @@ class HandshakeFailed(Exception):
 
 
 class WsClient:
-    def __init__(self, url: str, *, origin: str | None = None, reconnect: bool = True,
-                 base_delay: float = 0.25, max_delay: float = 30.0, open_timeout: float = 10.0) -> None:
+    def __init__(self, url: str, *, origin: str | None = None, headers: list[tuple[str, str]] | None = None,
+                 reconnect: bool = True, base_delay: float = 0.25, max_delay: float = 30.0,
+                 open_timeout: float = 10.0) -> None:
+        """``headers`` go on every handshake: ``("authorization", "Bearer <key>")`` makes the
+        connection the key's tenant's, again after each reconnect."""
         parts = urlsplit(url)
         self._host = parts.hostname or "127.0.0.1"
         self._port = parts.port or (443 if parts.scheme == "wss" else 80)
@@ -59,6 +62,7 @@ class WsClient:
         self._target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         self._ssl = parts.scheme == "wss"
         self._origin = origin
+        self._headers = [(name.encode(), value.encode()) for name, value in headers or []]
         self._reconnect = reconnect
         self._base_delay = base_delay
         self._max_delay = max_delay
@@ -151,7 +155,7 @@ class WsClient:
         reader, writer = await asyncio.open_connection(self._host, self._port, ssl=self._ssl or None)
         ws = WSConnection(ConnectionType.CLIENT)
         self._parts = []
-        headers = [(b"origin", self._origin.encode())] if self._origin else []
+        headers = ([(b"origin", self._origin.encode())] if self._origin else []) + self._headers
         writer.write(ws.send(Request(host=self._netloc, target=self._target, extra_headers=headers)))
         while True:
             data = await reader.read(65536)

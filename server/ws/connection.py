@@ -1,8 +1,10 @@
 """The server side of one WebSocket connection after the handshake, sans-I/O.
 
 :class:`WsConnection` wraps wsproto's low-level ``Connection(ConnectionType.SERVER)``:
-bytes in, events out; what must be written back (pongs, close frames) accumulates and
-is taken with :meth:`WsConnection.data_to_send`. It adds what wsproto leaves open:
+bytes in, events out. A protocol ping's answer comes in its :class:`PingReceived`, to be
+written where that event falls among the others (so answers keep the order of what they
+answer); the close frame that ends the connection is taken with
+:meth:`WsConnection.data_to_send`. It adds what wsproto leaves open:
 
 - an inbound message may be at most ``max_message_bytes`` (all fragments together) and
   ``max_fragments`` frames, else close 1009; wsproto streams a frame's payload in
@@ -49,7 +51,9 @@ class PongReceived:
 
 @dataclass(frozen=True, slots=True)
 class PingReceived:
-    """A protocol ping; already answered (the pong is in :meth:`WsConnection.data_to_send`)."""
+    """A protocol ping; ``pong`` is the frame that answers it."""
+
+    pong: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +80,7 @@ def text_frame(payload: bytes) -> bytes:
 class WsConnection:
     """See the module docstring."""
 
-    __slots__ = ("_ws", "_out", "_max_bytes", "_max_fragments", "_parts", "_size", "_fragments",
+    __slots__ = ("_ws", "_out", "_max_bytes", "_max_fragments", "_text", "_size", "_fragments",
                  "_binary", "closed")
 
     def __init__(self, max_message_bytes: int = 1 << 20, max_fragments: int = 128) -> None:
@@ -84,7 +88,10 @@ class WsConnection:
         self._out = bytearray()
         self._max_bytes = max_message_bytes
         self._max_fragments = max_fragments
-        self._parts: list[str] = []
+        # The unfinished text message, UTF-8, in one buffer: wsproto hands a message over in
+        # as many pieces as it came in reads, and one str object per piece would hold some
+        # 30 times the message's size for a message trickled in 2-byte reads.
+        self._text = bytearray()
         self._size = 0
         self._fragments = 0
         self._binary = False
@@ -103,8 +110,7 @@ class WsConnection:
                     if not self._message_part(event, events):
                         break
                 elif isinstance(event, Ping):
-                    self._out += self._ws.send(event.response())
-                    events.append(PingReceived())
+                    events.append(PingReceived(self._ws.send(event.response())))
                 elif isinstance(event, Pong):
                     events.append(PongReceived(bytes(event.payload)))
                 elif isinstance(event, CloseConnection):
@@ -115,30 +121,44 @@ class WsConnection:
             events.append(Closed(CLOSE_INTERNAL, str(error)[:100]))
         return events
 
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes held for the message being received (its text so far; binary is not kept)."""
+        return len(self._text)
+
     def _message_part(self, event: TextMessage | BytesMessage, events: list[Event]) -> bool:
         chunk = event.data
         if isinstance(chunk, str):
-            self._size += len(chunk) if chunk.isascii() else len(chunk.encode("utf-8"))
-            self._parts.append(chunk)
+            piece = chunk.encode("utf-8")  # the limit counts bytes, not characters
+            self._size += len(piece)
         else:
+            piece = b""
             self._size += len(chunk)
             self._binary = True
         if event.frame_finished:
             self._fragments += 1
-        if self._size > self._max_bytes:
+        if self._size > self._max_bytes:  # checked before the piece is kept
             return self._refuse(f"message larger than {self._max_bytes} bytes", events)
         if self._fragments > self._max_fragments:
             return self._refuse(f"message in more than {self._max_fragments} fragments", events)
-        if event.message_finished:
-            events.append(BinaryReceived(self._size) if self._binary else TextReceived("".join(self._parts)))
-            self._parts = []
-            self._size = 0
-            self._fragments = 0
-            self._binary = False
+        if not event.message_finished:
+            self._text += piece
+            return True
+        if self._binary:
+            events.append(BinaryReceived(self._size))
+        elif self._text:
+            self._text += piece
+            events.append(TextReceived(self._text.decode("utf-8")))
+        else:  # the whole message in one piece (or after empty ones), the common case
+            events.append(TextReceived(chunk))  # type: ignore[arg-type]
+        self._text = bytearray()
+        self._size = 0
+        self._fragments = 0
+        self._binary = False
         return True
 
     def _refuse(self, reason: str, events: list[Event]) -> bool:
-        self._parts = []
+        self._text = bytearray()
         self.close(CLOSE_TOO_BIG, reason)
         events.append(Closed(CLOSE_TOO_BIG, reason))
         return False
@@ -161,7 +181,7 @@ class WsConnection:
         self.closed = True
 
     def data_to_send(self) -> bytes:
-        """What the connection needs written to the socket since the last call."""
+        """The close frame to write, once the connection is over (pongs come in their events)."""
         data = bytes(self._out)
         self._out.clear()
         return data

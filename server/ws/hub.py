@@ -3,8 +3,14 @@
 Routing. A job message comes from the bus (published here or on another node). It passes
 :meth:`LatestState.admit` (the monotonic filter) or is dropped; then its frame is built
 once (:func:`text_frame`: serialized by the publisher, framed here) and the same bytes go
-to every client that follows the operation: the clients that never narrowed their
-subscriptions, plus the followers of that operationId.
+to every client of the message's owner that follows the operation: that owner's clients
+that never narrowed their subscriptions, plus its followers of that operationId. Another
+owner's client never gets it, not even by subscribing to the id (the operation is then
+as unknown to it as one that does not exist).
+
+Owners. A client's owner is settled at the handshake (server/ws/endpoint.py) or, for a
+client that had no credential there, by a single-use token in an ``auth`` message; until
+then it receives nothing but its own replies.
 
 Subscriptions. An empty subscription set means "every operation" (the default); a
 client that subscribes follows only its set, and returns to every operation once it has
@@ -26,9 +32,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+from core.access.owners import LOCAL
 from server.ws import messages
 from server.ws.bus import LocalBus, ProgressBus, RedisBus, create_redis
 from server.ws.connection import PING_FRAME, text_frame
@@ -53,12 +62,15 @@ class Hub:
         self.bus: ProgressBus = bus or LocalBus()
         self.latest = latest or LatestState(self.settings.latest_max_entries, channel=self.settings.channel)
         self.clients: dict[str, WsProtocol] = {}
-        self._everything: dict[WsProtocol, None] = {}  # clients with no subscription: all operations
+        # owner -> its clients with no subscription (they get all of the owner's operations)
+        self._everything: dict[str, dict[WsProtocol, None]] = {}
         self._followers: dict[str, dict[WsProtocol, None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._heartbeat: asyncio.Task[None] | None = None
         self._dirty: deque[WsProtocol] = deque()  # clients with frames waiting for flush()
         self._flushing = False
+        self.redeem: Callable[[str], Awaitable[str | None]] | None = None
+        """Turns an ``auth`` message's token into an owner (None: refused); set by the endpoint."""
         self.bus.listen(self.deliver_local, self._catch_up)
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -86,19 +98,21 @@ class Hub:
 
     # -- the API the job system calls -------------------------------------------------------
 
-    async def publish(self, message_type: str, data: dict[str, Any]) -> None:
-        """Send a ``progress``/``complete``/``error`` message to its followers on every node.
+    async def publish(self, message_type: str, data: dict[str, Any], owner: str = LOCAL) -> None:
+        """Send a ``progress``/``complete``/``error`` message to ``owner``'s followers on every node.
+
+        ``owner`` defaults to the single user of open mode.
 
         ``data`` carries ``operationId`` (and ``progress`` 0..100 for progress); raises
         :class:`~server.ws.messages.BadMessage` (a ValueError) when it does not.
         """
-        self.bus.publish(messages.job_envelope(message_type, data))
+        self.bus.publish(messages.job_envelope(message_type, data, owner))
 
     # -- clients --------------------------------------------------------------------------
 
-    def attach(self, transport: asyncio.Transport, leftover: bytes = b"") -> WsProtocol:
-        """``Upgrade.on_switch``: a new client on ``transport``, fed the bytes already read."""
-        client = WsProtocol(self)
+    def attach(self, transport: asyncio.Transport, leftover: bytes = b"", owner: str | None = None) -> WsProtocol:
+        """``Upgrade.on_switch``: a new client of ``owner`` on ``transport``, fed the bytes already read."""
+        client = WsProtocol(self, owner)
         client.connection_made(transport)
         if leftover:
             client.data_received(leftover)
@@ -106,36 +120,73 @@ class Hub:
 
     def register(self, client: WsProtocol) -> None:
         self.clients[client.client_id] = client
-        self._everything[client] = None
+        if client.owner is not None:
+            self._receive_everything(client)
         CLIENTS.inc()
 
     def unregister(self, client: WsProtocol) -> None:
         if self.clients.pop(client.client_id, None) is None:
             return
         CLIENTS.dec()
-        self._everything.pop(client, None)
+        self._stop_everything(client)
         for operation_id in client.subscriptions:
             self._unfollow(client, operation_id)
         client.subscriptions.clear()
 
+    async def authenticate(self, client: WsProtocol, token: str) -> None:
+        """An ``auth`` message: make ``client`` its token's owner's, or tell it the token failed."""
+        owner = await self.redeem(token) if self.redeem is not None else None
+        if client.closed:
+            return
+        if owner is None or client.owner is not None:
+            client.send_frame(text_frame(messages.protocol_error("The token is unknown, spent or expired")))
+            return
+        client.owner = owner
+        if not client.subscriptions:
+            self._receive_everything(client)
+        client.send_frame(text_frame(messages.authenticated()))
+
     def subscribe(self, client: WsProtocol, operation_ids: list[str]) -> None:
-        self._everything.pop(client, None)
+        """Narrow ``client`` to (more) operations, sending each one's latest state at once.
+
+        A final this process routed while the client received everything is not sent
+        again: the client had it (the contract's "exactly once per connection").
+        """
+        everything_since = client.everything_since
+        self._stop_everything(client)
         for operation_id in operation_ids:
             client.subscriptions.add(operation_id)
             self._followers.setdefault(operation_id, {})[client] = None
             known = self.latest.get(operation_id)
-            if known is not None:
-                client.send_job(operation_id, text_frame(known.payload), known.final)
-            else:
+            if known is None:
                 self.spawn(self._send_looked_up(client, operation_id))
+            elif known.owner == client.owner:
+                final_at = self.latest.final_at(operation_id)
+                if final_at is not None and everything_since is not None and final_at >= everything_since:
+                    client.remember_final(operation_id)
+                else:
+                    client.send_job(operation_id, text_frame(known.payload), known.final)
 
     def unsubscribe(self, client: WsProtocol, operation_ids: list[str]) -> None:
         for operation_id in operation_ids:
             if operation_id in client.subscriptions:
                 client.subscriptions.discard(operation_id)
                 self._unfollow(client, operation_id)
-        if not client.subscriptions and not client.closed:
-            self._everything[client] = None
+        if not client.subscriptions and not client.closed and client.owner is not None:
+            self._receive_everything(client)
+
+    def _receive_everything(self, client: WsProtocol) -> None:
+        assert client.owner is not None
+        self._everything.setdefault(client.owner, {})[client] = None
+        client.everything_since = time.monotonic()
+
+    def _stop_everything(self, client: WsProtocol) -> None:
+        client.everything_since = None
+        everything = self._everything.get(client.owner) if client.owner is not None else None
+        if everything is not None:
+            everything.pop(client, None)
+            if not everything:
+                del self._everything[client.owner]  # type: ignore[arg-type]
 
     def _unfollow(self, client: WsProtocol, operation_id: str) -> None:
         followers = self._followers.get(operation_id)
@@ -146,7 +197,8 @@ class Hub:
 
     async def _send_looked_up(self, client: WsProtocol, operation_id: str) -> None:
         found = await self.latest.lookup(operation_id)
-        if found is None or client.closed or operation_id not in client.subscriptions:
+        if (found is None or found.owner != client.owner or client.closed
+                or operation_id not in client.subscriptions):
             return
         if self.latest.admit(found):  # refused: the operation moved on and the client has newer
             client.send_job(operation_id, text_frame(found.payload), found.final)
@@ -165,16 +217,21 @@ class Hub:
         frame = text_frame(envelope.payload)
         operation_id = envelope.operation_id
         final = envelope.final
+        owner = envelope.owner
+        sent = 0
         # Copies: a client's close must not change a dict this loop walks.
-        targets = tuple(self._everything)
-        for client in targets:
-            client.send_job(operation_id, frame, final)
-        sent = len(targets)
+        everything = self._everything.get(owner)
+        if everything:
+            targets = tuple(everything)
+            for client in targets:
+                client.send_job(operation_id, frame, final)
+            sent = len(targets)
         followers = self._followers.get(operation_id)
         if followers:
             for client in tuple(followers):
-                client.send_job(operation_id, frame, final)
-            sent += len(followers)
+                if client.owner == owner:
+                    client.send_job(operation_id, frame, final)
+                    sent += 1
         SENT.inc(sent)
 
 

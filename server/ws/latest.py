@@ -8,7 +8,7 @@ Three sources, asked in order by :meth:`LatestState.lookup`:
    ``latest_key(channel, operationId)`` with a TTL, so a node that started after the
    operation ended, or forgot it, still knows the final message (and ``recent_key``
    tells a node that was cut off from the bus which operations moved meanwhile);
-3. ``fallback``, an extension point (``async (operationId) -> (type, data) | None``)
+3. ``fallback``, an extension point (``async (operationId) -> (type, data, owner) | None``)
    through which the job table answers for operations nobody remembers.
 
 :meth:`LatestState.admit` is also the filter that makes progress monotonic: a progress
@@ -18,17 +18,19 @@ lower than the one known, or anything after a complete/error, is refused.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from server.ws.messages import BadMessage, Envelope, job_envelope, parse_envelope
+from server.ws.messages import BadMessage, Envelope, job_envelope, unpack
 
 log = logging.getLogger(__name__)
 
-Fallback = Callable[[str], Awaitable[tuple[str, Any] | None]]
+Fallback = Callable[[str], Awaitable[tuple[str, Any, str] | None]]
+"""``async (operationId) -> (type, data, owner) | None``."""
 
 
 def latest_key(channel: str, operation_id: str) -> str:
@@ -41,11 +43,12 @@ def recent_key(channel: str) -> str:
 
 
 class LatestState:
-    __slots__ = ("_memory", "_max_entries", "_redis", "_channel", "fallback")
+    __slots__ = ("_memory", "_final_at", "_max_entries", "_redis", "_channel", "fallback")
 
     def __init__(self, max_entries: int = 100_000, redis: Redis | None = None, channel: str = "nve:ws",
                  fallback: Fallback | None = None) -> None:
         self._memory: dict[str, Envelope] = {}
+        self._final_at: dict[str, float] = {}  # monotonic time each final in memory was admitted
         self._max_entries = max_entries
         self._redis = redis
         self._channel = channel
@@ -63,9 +66,17 @@ class LatestState:
                 return False
             del self._memory[operation_id]  # re-inserted last: dict order is recency order
         self._memory[operation_id] = envelope
+        if envelope.final:
+            self._final_at[operation_id] = time.monotonic()
         if len(self._memory) > self._max_entries:
-            del self._memory[next(iter(self._memory))]
+            oldest = next(iter(self._memory))
+            del self._memory[oldest]
+            self._final_at.pop(oldest, None)
         return True
+
+    def final_at(self, operation_id: str) -> float | None:
+        """When (monotonic) this process routed the operation's final, if memory holds it."""
+        return self._final_at.get(operation_id)
 
     def get(self, operation_id: str) -> Envelope | None:
         """What memory holds for the operation (no I/O)."""
@@ -94,7 +105,7 @@ class LatestState:
             try:
                 payload = await self._redis.get(latest_key(self._channel, operation_id))
                 if payload is not None:
-                    return parse_envelope(payload)
+                    return unpack(payload)
             except (RedisError, OSError) as error:  # Redis down: fall through, fail fast
                 log.debug("latest state of %s not read from Redis: %s", operation_id, error)
             except BadMessage as error:

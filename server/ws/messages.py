@@ -4,6 +4,10 @@ Every frame is a text frame holding ``{"type": ..., "data": ...}``. Job messages
 (``progress``/``complete``/``error``) are serialized once by the publishing node; the
 :class:`Envelope` keeps that text next to the few fields the hub routes and filters on,
 so no node re-serializes and every client of a node gets the very same frame bytes.
+
+Every job message is for one owner (core/access/owners.py): only that owner's clients
+may receive it. Between nodes and in Redis an envelope travels as :func:`pack` makes it,
+``<owner> LF <payload>``, the format the jobs table's NOTIFY uses too (sql/004_owners.sql).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ class Envelope:
     operation_id: str
     progress: float | None
     payload: bytes
+    owner: str
 
     @property
     def final(self) -> bool:
@@ -49,8 +54,8 @@ def decode(payload: bytes | str) -> Any:
     return _decoder.decode(payload)
 
 
-def job_envelope(message_type: str, data: Any) -> Envelope:
-    """Validate and serialize a job message the way :meth:`Hub.publish` accepts it."""
+def job_envelope(message_type: str, data: Any, owner: str) -> Envelope:
+    """Validate and serialize a job message for ``owner`` the way :meth:`Hub.publish` accepts it."""
     if message_type not in JOB_TYPES:
         raise BadMessage(f"Message type must be one of progress, complete, error, not {message_type!r}")
     if not isinstance(data, dict):
@@ -64,23 +69,36 @@ def job_envelope(message_type: str, data: Any) -> Envelope:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 100:
             raise BadMessage("Progress must be a number from 0 to 100")
         progress = float(value)
-    return Envelope(message_type, operation_id, progress, encode(message_type, data))
+    return Envelope(message_type, operation_id, progress, encode(message_type, data), owner)
 
 
-def parse_envelope(payload: bytes) -> Envelope:
-    """Rebuild the envelope of a job message received from another node."""
+def pack(envelope: Envelope) -> bytes:
+    """The envelope as it travels between nodes and rests in Redis: ``<owner> LF <payload>``."""
+    return envelope.owner.encode() + b"\n" + envelope.payload
+
+
+def unpack(packed: bytes) -> Envelope:
+    """Rebuild an envelope from :func:`pack`'s bytes (another node's, Redis's, PostgreSQL's)."""
+    owner, newline, payload = packed.partition(b"\n")
+    if not newline or not owner:
+        raise BadMessage("A packed job message starts with its owner and a line feed")
     try:
         message = decode(payload)
     except msgspec.DecodeError as error:
         raise BadMessage(f"Not JSON: {error}") from None
     if not isinstance(message, dict):
         raise BadMessage("A message must be an object")
-    envelope = job_envelope(message.get("type"), message.get("data"))  # type: ignore[arg-type]
-    return Envelope(envelope.type, envelope.operation_id, envelope.progress, payload)
+    envelope = job_envelope(message.get("type"), message.get("data"), owner.decode())  # type: ignore[arg-type]
+    return Envelope(envelope.type, envelope.operation_id, envelope.progress, payload, envelope.owner)
 
 
 def welcome(client_id: str) -> bytes:
     return encode("ping", {"clientId": client_id, "message": WELCOME_TEXT})
+
+
+def authenticated() -> bytes:
+    """The answer to a successful ``auth`` message."""
+    return encode("authenticated", {"message": "This connection now receives your operations"})
 
 
 def heartbeat() -> bytes:

@@ -14,12 +14,22 @@ and outgoing frames are written under a per-client byte budget:
 - once the socket buffer plus the backlog pass ``client_hard_cap_bytes`` the client is
   closed with 1013 (Try Again Later: reconnect, resubscribe, and the latest state of
   each followed operation comes at once, so nothing final is lost);
-- a complete/error is written at most once per connection and operation.
+- a complete/error is written at most once per connection and operation: the hub's
+  monotonic filter stops a second one on the live path, and the replay on subscribe
+  skips a final the client already had (see Hub.subscribe); the client remembers only
+  the finals of operations it subscribed to, so a broadcast client's state stays the
+  same size however many jobs it sees.
 
 Liveness: any frame from the client counts as an answer. The hub's heartbeat calls
 :meth:`WsProtocol.heartbeat` every interval; a client silent since the previous one is
-closed with 1011. A socket whose close has not completed ``close_linger`` seconds after
-it began (the peer reads nothing) is aborted.
+closed with 1011.
+
+Closing. Messages that came before a close (the peer's, or a bad frame) in the same read
+are answered first. After the close frame the socket is half-closed and what the peer
+still sends is read and dropped until its end of stream, so the kernel never answers
+unread input with a reset that would destroy the close frame. A socket whose close has
+not completed ``close_linger`` seconds after it began (the peer reads nothing, or never
+ends its stream) is aborted.
 """
 
 from __future__ import annotations
@@ -33,7 +43,7 @@ import msgspec
 
 from server.ws import messages
 from server.ws.backlog import Backlog
-from server.ws.connection import BinaryReceived, TextReceived, WsConnection, text_frame
+from server.ws.connection import BinaryReceived, PingReceived, TextReceived, WsConnection, text_frame
 from server.ws.metrics import CLIENT_ERRORS, COALESCED, EVICTED
 
 if TYPE_CHECKING:
@@ -55,19 +65,24 @@ class WsProtocol(asyncio.Protocol):
 
     __slots__ = ("_hub", "client_id", "_ws", "_transport", "_paused", "_backlog", "_finished",
                  "subscriptions", "_alive", "_closing", "closed", "_budget", "_hard_cap", "_linger", "_out",
-                 "_dirty")
+                 "_dirty", "owner", "everything_since")
 
-    def __init__(self, hub: Hub) -> None:
+    def __init__(self, hub: Hub, owner: str | None = None) -> None:
         settings = hub.settings
         self._hub = hub
         self.client_id = str(uuid.uuid4())
+        self.owner = owner
+        """Whose operations this client receives; None until it authenticates (``auth`` message)."""
         self._ws = WsConnection(settings.max_message_bytes, settings.max_fragments)
         self._transport: asyncio.Transport | None = None
         self._paused = False
         self._out: list[bytes] = []  # frames for the next flush; empty while paused
         self._dirty = False  # whether the hub has this client in its flush queue
         self._backlog: Backlog[bytes] = Backlog()
-        self._finished: dict[str, None] = {}  # insertion-ordered set, oldest forgotten first
+        # Finals sent of subscribed operations: an insertion-ordered set, oldest forgotten first.
+        self._finished: dict[str, None] = {}
+        self.everything_since: float | None = None
+        """Monotonic time since which the client receives all its owner's operations (None: narrowed)."""
         self.subscriptions: set[str] = set()
         """Operations this client narrowed itself to; empty means it receives every operation."""
         self._alive = True
@@ -122,10 +137,15 @@ class WsProtocol(asyncio.Protocol):
         if final:
             if operation_id in self._finished:
                 return
-            self._finished[operation_id] = None
-            if len(self._finished) > FINALS_REMEMBERED:
-                del self._finished[next(iter(self._finished))]
+            if operation_id in self.subscriptions:
+                self.remember_final(operation_id)
         self.send_frame(frame, operation_id)
+
+    def remember_final(self, operation_id: str) -> None:
+        """The client has the final of ``operation_id``: never send it another."""
+        self._finished[operation_id] = None
+        if len(self._finished) > FINALS_REMEMBERED:
+            del self._finished[next(iter(self._finished))]
 
     def send_frame(self, frame: bytes, operation_id: str | None = None) -> None:
         """Write a frame: one client's own (welcome, pong, error, heartbeat), or a job's.
@@ -183,13 +203,19 @@ class WsProtocol(asyncio.Protocol):
         self._shut(self._ws.data_to_send())
 
     def _shut(self, last: bytes) -> None:
-        # A peer that reads nothing would keep a closing socket (and its buffer) forever.
+        # Half-close, then read (and drop) until the peer's end of stream: closing a socket
+        # with unread input makes the kernel answer RST, which destroys the close frame on
+        # its way (a client still sending an oversized message would see 1006, not 1009).
+        # A peer that never ends its stream or reads nothing is aborted after the linger.
         self._closing = True
         assert self._transport is not None
         self._out.append(last)
         self._transport.writelines(self._out)
         self._out.clear()
-        self._transport.close()
+        if self._transport.can_write_eof():
+            self._transport.write_eof()
+        else:
+            self._transport.close()
         self._linger = asyncio.get_running_loop().call_later(self._hub.settings.close_linger, self.abort)
 
     def abort(self) -> None:
@@ -201,19 +227,22 @@ class WsProtocol(asyncio.Protocol):
     # -- incoming -----------------------------------------------------------------------
 
     def _feed(self, data: bytes | None) -> None:
-        events = self._ws.receive(data)
-        reply = self._ws.data_to_send()
-        if self._ws.closed:
-            if not self._closing:
-                self._shut(reply)
-            return
-        if reply:
-            self.send_frame(reply)
-        for event in events:
+        if self._closing:
+            return  # lingering after our close frame: the input is read only to be dropped
+        # Answers go out in the order of what they answer; what arrived before a close or a
+        # bad frame in the same read is answered first: the peer sent it while the
+        # connection was open.
+        for event in self._ws.receive(data):
             if isinstance(event, TextReceived):
                 self._on_text(event.text)
+            elif isinstance(event, PingReceived):
+                self.send_frame(event.pong)
             elif isinstance(event, BinaryReceived):
                 self._refuse("Binary messages are not supported: send JSON text")
+        # Not when an answer above already closed us (slow consumer, 1013): a transport
+        # refuses writes after its half-close.
+        if self._ws.closed and not self._closing:
+            self._shut(self._ws.data_to_send())
 
     def _on_text(self, text: str) -> None:
         try:
@@ -231,6 +260,11 @@ class WsProtocol(asyncio.Protocol):
                 self.send_frame(text_frame(messages.pong(data)))
             elif kind == "pong":
                 pass  # an answer to our heartbeat; data_received already noted it
+            elif kind == "auth":
+                self._authenticate(data)
+            elif self.owner is None:
+                self._refuse('Authenticate first: send {"type": "auth", "data": {"token": ...}} with a '
+                             "token from POST /api/ws/token")
             elif kind in ("subscribe", "unsubscribe"):
                 ids = self._operation_ids(data, adding=kind == "subscribe")
                 if ids is not None:
@@ -243,6 +277,15 @@ class WsProtocol(asyncio.Protocol):
         except Exception:  # a bug here must cost this message, not the connection or the server
             log.exception("WebSocket message %r from %s failed", kind[:64], self.client_id)
             self._refuse("Internal error while handling the message")
+
+    def _authenticate(self, data: Any) -> None:
+        token = data.get("token") if isinstance(data, dict) else None
+        if not isinstance(token, str) or not token:
+            self._refuse("data.token must be the token from POST /api/ws/token")
+        elif self.owner is not None:
+            self._refuse("This connection is authenticated already")
+        else:
+            self._hub.spawn(self._hub.authenticate(self, token))
 
     def _operation_ids(self, data: Any, adding: bool) -> list[str] | None:
         ids = data.get("operationIds") if isinstance(data, dict) else None

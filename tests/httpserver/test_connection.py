@@ -21,8 +21,7 @@ def events(conn: HTTPConnection) -> list[object]:
 
 
 def respond(conn: HTTPConnection, body: bytes = b"ok", status: int = 200) -> bytes:
-    return (conn.send_head(status, [(b"content-length", b"%d" % len(body))])
-            + conn.send_body(body) + conn.send_end())
+    return conn.send_response(status, [("content-type", "text/plain")], body)
 
 
 def test_a_request_in_one_burst():
@@ -177,7 +176,7 @@ def test_upgrade_returns_bytes_read_past_the_handshake():
                       b"\x81\x85early")
     head = events(conn)[0]
     assert head.upgrade == b"websocket"
-    data, leftover = conn.send_switch([(b"upgrade", b"websocket"), (b"connection", b"Upgrade")])
+    data, leftover = conn.send_switch([("upgrade", "websocket"), ("connection", "Upgrade")])
     assert data.startswith(b"HTTP/1.1 101 ")
     assert leftover == b"\x81\x85early"
 

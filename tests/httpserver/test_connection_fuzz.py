@@ -49,8 +49,7 @@ def drive(pieces: list[bytes], cuts: list[int]) -> None:
                     event = EndOfRequest()
             if isinstance(event, EndOfRequest) or event is PAUSED:
                 if in_request:
-                    out = (conn.send_head(200, [(b"content-length", b"2")]) + conn.send_body(b"ok")
-                           + conn.send_end())
+                    out = conn.send_response(200, [("content-type", "text/plain")], b"ok")
                     assert out.startswith(b"HTTP/1.1 200 ")
                     if not conn.keep_alive:
                         return

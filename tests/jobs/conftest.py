@@ -17,8 +17,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
+from core.access.owners import LOCAL
 from core.db.pool import Database
 from core.jobs.queue import Job, JobQueue
 from core.jobs.settings import JobSettings
@@ -77,13 +79,23 @@ async def wait_for_job(queue: JobQueue, operation_id: str, predicate: Callable[[
     """Poll the job row until ``predicate`` holds (a generous timeout: only a failure waits it out)."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
-        job = await queue.get(operation_id)
+        job = await queue.get(LOCAL, operation_id)
         assert job is not None
         if predicate(job):
             return job
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"job never reached the expected state: {job}")
         await asyncio.sleep(0.01)
+
+
+async def finished_over_http(http: httpx.AsyncClient, operation_id: str) -> dict[str, Any]:
+    """Poll ``GET /api/jobs/:operationId`` until the job has finished; its last state."""
+    for _ in range(3000):
+        body = (await http.get(f"/api/jobs/{operation_id}")).json()
+        if body["status"] in ("done", "failed", "cancelled"):
+            return body
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{operation_id} did not finish: {body}")
 
 
 def media_files(media_dir: Path) -> set[str]:

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 
 from server.ws.client import WsClient, WsMessage
+from tests.jobs.conftest import finished_over_http
 
 
 def _http(server: Any) -> httpx.AsyncClient:
@@ -29,15 +30,6 @@ async def _follow(client: WsClient, operation_id: str, timeout: float = 30) -> l
         seen.append(message)
         if message.type in ("complete", "error"):
             return seen
-
-
-async def _finished(http: httpx.AsyncClient, operation_id: str) -> dict[str, Any]:
-    for _ in range(3000):
-        body = (await http.get(f"/api/jobs/{operation_id}")).json()
-        if body["status"] in ("done", "failed", "cancelled"):
-            return body
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"{operation_id} did not finish: {body}")
 
 
 def _assert_progress_then_complete(messages: list[WsMessage]) -> None:
@@ -66,7 +58,7 @@ async def test_trim_over_rest_with_progress_on_the_websocket(jobs_server: Any, c
         assert result["url"] == f"/videos/{result['filename']}" and (media_dir / result["filename"]).is_file()
         assert set(result["cut"]) == {"start", "end"}
 
-        job = await _finished(http, operation_id)
+        job = await finished_over_http(http, operation_id)
         assert job["status"] == "done" and job["progress"] == 100 and job["result"] == result
         assert job["operation"] == "trim" and job["attempts"] == 1
 
@@ -86,12 +78,12 @@ async def test_split_and_process_results(jobs_server: Any, clip: str) -> None:
             "filename": clip, "edits": [{"type": "speed", "factor": 2}], "output": "final.mp4"})).json()
         assert split["operation"] == "split" and by_project["operation"] == by_edits["operation"] == "process"
 
-        parts = (await _finished(http, split["operationId"]))["result"]
+        parts = (await finished_over_http(http, split["operationId"]))["result"]
         assert [p["filename"] for p in parts["parts"]][0] == parts["filename"]
         assert len(parts["parts"]) == 2 and all(set(p) == {"filename", "url", "duration"} for p in parts["parts"])
-        cut = await _finished(http, by_project["operationId"])
+        cut = await finished_over_http(http, by_project["operationId"])
         assert cut["status"] == "done" and abs(cut["result"]["duration"] - 1.5) < 0.1
-        fast = await _finished(http, by_edits["operationId"])
+        fast = await finished_over_http(http, by_edits["operationId"])
         assert fast["status"] == "done" and abs(fast["result"]["duration"] - 1.0) < 0.1
         assert fast["result"]["filename"].startswith("final-process-")
 
@@ -169,7 +161,7 @@ async def test_cancel_running_over_rest(jobs_server: Any, slow_clip: str, media_
         final = (await _follow(ws, operation_id))[-1]
         assert final.type == "error" and final.data == {"operationId": operation_id,
                                                         "error": "The operation was cancelled"}
-        assert (await _finished(http, operation_id))["status"] == "cancelled"
+        assert (await finished_over_http(http, operation_id))["status"] == "cancelled"
         assert {path.name for path in media_dir.iterdir()} == {slow_clip}
 
 
@@ -183,7 +175,7 @@ async def test_queued_job_survives_a_restart_and_late_subscribers_get_the_result
 
     second = await jobs_server(workers=1)
     async with _http(second) as http:
-        job = await _finished(http, operation_id)
+        job = await finished_over_http(http, operation_id)
         assert job["status"] == "done"
     await second.stop()
 

@@ -6,6 +6,7 @@ import asyncio
 import signal
 from pathlib import Path
 
+from core.access.owners import LOCAL
 from core.jobs import operations
 from core.jobs.queue import JobQueue
 from core.jobs.supervisor import Supervisor
@@ -27,7 +28,7 @@ async def test_a_crashed_worker_is_restarted_and_stop_ends_them_all(
         assert supervisor.restarts == 1 and supervisor.processes[0].returncode is None
 
         operation_id = operations.new_operation_id("trim")
-        await queue.enqueue(operation_id, "trim", operations.trim_params(
+        await queue.enqueue(LOCAL, operation_id, "trim", operations.trim_params(
             {"filename": clip, "startTime": 0, "endTime": 1}, media_dir))
         assert (await wait_for_job(queue, operation_id, lambda job: job.finished)).status == "done"
     finally:

@@ -7,6 +7,7 @@ import dataclasses
 import signal
 from pathlib import Path
 
+from core.access.owners import LOCAL
 from core.db.pool import Database
 from core.jobs import operations
 from core.jobs.queue import JobQueue
@@ -17,13 +18,13 @@ from tests.jobs.conftest import FAST, SLOW_EDITS, SpawnWorker, media_files, wait
 async def _enqueue_trim(queue: JobQueue, media_dir: Path, clip: str, **body: object) -> str:
     params = operations.trim_params({"filename": clip, "startTime": 0.5, "endTime": 1.5, **body}, media_dir)
     operation_id = operations.new_operation_id("trim")
-    await queue.enqueue(operation_id, "trim", params)
+    await queue.enqueue(LOCAL, operation_id, "trim", params)
     return operation_id
 
 
 async def _enqueue_slow(queue: JobQueue, media_dir: Path, slow_clip: str) -> str:
     operation_id = operations.new_operation_id("process")
-    await queue.enqueue(operation_id, "process", operations.process_params(slow_clip, SLOW_EDITS, media_dir))
+    await queue.enqueue(LOCAL, operation_id, "process", operations.process_params(slow_clip, SLOW_EDITS, media_dir))
     return operation_id
 
 
@@ -35,9 +36,9 @@ async def test_worker_runs_trim_split_and_process(queue: JobQueue, media_dir: Pa
                                                   spawn_worker: SpawnWorker) -> None:
     trim_id = await _enqueue_trim(queue, media_dir, clip)
     split_id = operations.new_operation_id("split")
-    await queue.enqueue(split_id, "split", operations.split_params({"filename": clip, "splitTime": 1.0}, media_dir))
+    await queue.enqueue(LOCAL, split_id, "split", operations.split_params({"filename": clip, "splitTime": 1.0}, media_dir))
     process_id = operations.new_operation_id("process")
-    await queue.enqueue(process_id, "process", operations.process_params(
+    await queue.enqueue(LOCAL, process_id, "process", operations.process_params(
         clip, [{"type": "trim", "start": 0, "end": 1}, {"type": "volume", "gain": 0.5}], media_dir))
     await spawn_worker()
 
@@ -91,8 +92,7 @@ async def test_sigkill_mid_job_is_requeued_and_completed_by_another_worker(
 async def test_attempts_are_bounded_then_the_job_fails_with_the_reason(
         queue: JobQueue, database: Database, media_dir: Path, slow_clip: str, spawn_worker: SpawnWorker) -> None:
     operation_id = operations.new_operation_id("process")
-    await JobQueue(database.acquire, max_attempts=1).enqueue(
-        operation_id, "process", operations.process_params(slow_clip, SLOW_EDITS, media_dir))
+    await JobQueue(database.acquire, max_attempts=1).enqueue(LOCAL, operation_id, "process", operations.process_params(slow_clip, SLOW_EDITS, media_dir))
     first = await spawn_worker()
     await wait_for_job(queue, operation_id, _mid_job)
     first.send_signal(signal.SIGKILL)
@@ -110,7 +110,7 @@ async def test_cancel_a_running_job_leaves_no_output_and_the_worker_goes_on(
     operation_id = await _enqueue_slow(queue, media_dir, slow_clip)
     await spawn_worker()
     await wait_for_job(queue, operation_id, _mid_job)
-    asked = await queue.cancel(operation_id)
+    asked = await queue.cancel(LOCAL, operation_id)
     assert asked.status == "running" and asked.cancel_requested
 
     job = await wait_for_job(queue, operation_id, lambda job: job.finished)
@@ -124,11 +124,11 @@ async def test_cancel_a_running_job_leaves_no_output_and_the_worker_goes_on(
 async def test_cancel_a_queued_job(queue: JobQueue, media_dir: Path, clip: str,
                                    spawn_worker: SpawnWorker) -> None:
     operation_id = await _enqueue_trim(queue, media_dir, clip)
-    assert (await queue.cancel(operation_id)).status == "cancelled"
+    assert (await queue.cancel(LOCAL, operation_id)).status == "cancelled"
     await spawn_worker()
     later = await _enqueue_trim(queue, media_dir, clip)
     assert (await wait_for_job(queue, later, lambda job: job.finished)).status == "done"
-    assert (await queue.get(operation_id)).status == "cancelled"
+    assert (await queue.get(LOCAL, operation_id)).status == "cancelled"
     assert f"{operation_id}.mp4" not in media_files(media_dir)
 
 
@@ -139,7 +139,7 @@ async def test_sigterm_hands_the_running_job_back(queue: JobQueue, media_dir: Pa
     await wait_for_job(queue, operation_id, _mid_job)
     first.send_signal(signal.SIGTERM)
     assert await asyncio.wait_for(first.wait(), 10) == 0
-    handed_back = await queue.get(operation_id)
+    handed_back = await queue.get(LOCAL, operation_id)
     assert handed_back.status == "queued" and handed_back.attempts == 0
     assert media_files(media_dir) == {slow_clip}
 

@@ -18,8 +18,8 @@ class RecordingHub:
     def __init__(self) -> None:
         self.messages: list[tuple[str, dict[str, Any]]] = []
 
-    async def publish(self, message_type: str, data: dict[str, Any]) -> None:
-        job_envelope(message_type, data)  # raises BadMessage as Hub.publish would
+    async def publish(self, message_type: str, data: dict[str, Any], owner: str) -> None:
+        job_envelope(message_type, data, owner)  # raises BadMessage as Hub.publish would
         self.messages.append((message_type, data))
 
 

@@ -105,6 +105,33 @@ async def test_mixed(start_server, tmp_path: Path) -> None:
     check_rows(document["rows"], {"metric", "count", "p50_ms", "p99_ms"})
 
 
+async def test_soak(redis_url: str, tmp_path: Path) -> None:
+    """Four seconds on a server of its own (so its process tree is measured from /proc): samples
+    carry the tree's memory, fds and PostgreSQL connections, every job is done and every final
+    reached every follower once. Memory growth is computed; it is not judged on a run this short
+    (warm-up dominates), which the verdict's own unit tests cover."""
+    document = await run_perf(tmp_path, "soak", "--clients", "20", "--processes", "1", "--duration", "4",
+                              "--sample-every", "0.25", "--crud-rate", "100", "--concurrency", "2",
+                              "--job-rate", "3", "--clip-seconds", "2", "--drain", "30", "--server-cpu", "-1",
+                              "--redis-url", redis_url, "--max-growth-mib", "100000", "--max-fd-growth", "100000")
+    assert isinstance(document, dict)
+    assert document["verdict"]["ok"], document["verdict"]
+    assert document["errors"]["total"] == 0, document["errors"]
+    jobs = document["jobs"]
+    assert jobs["posted"] >= 6 and jobs["done"] == jobs["posted"], jobs
+    finals = document["finals"]
+    assert finals["delivered"] == finals["expected"] == 20 * jobs["posted"], finals
+    assert document["memory"]["rss_mib"]["measured"] and document["memory"]["main_mib"]["measured"]
+    samples = document["samples"]
+    assert len(samples) >= 16
+    for sample in samples:
+        assert sample["rss_mib"] > sample["main_mib"] > 0 and sample["procs"] >= 2, sample  # server + a worker
+        assert sample["pg"] >= 2 and sample["fds"] > 20, sample  # pool + LISTEN; 20 followers' sockets
+        assert sample["ws"] == 20 and sample["ws_srv"] == 21, sample  # the followers, and the tracker
+    assert samples[-1]["crud_done"] == sum(row["count"] for row in document["rows"] if row["metric"].startswith("crud"))
+    check_rows(document["rows"], {"metric", "count", "p50_ms", "p99_ms"})
+
+
 def test_every_load_scenario_is_covered() -> None:
     """A scenario added to ``python -m perf`` needs a smoke test here (the media micro-benchmarks
     and the cluster launcher are not load scenarios: they run for minutes or until Ctrl-C)."""

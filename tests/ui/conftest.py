@@ -28,16 +28,16 @@ FAST_JOBS = JobSettings(lease_seconds=1.0, poll_interval=0.2, max_attempts=3, pr
 
 @pytest.fixture
 async def ui_server(start_server: Any, redis_url: str, tmp_path: Path) -> Callable[..., Any]:
-    """``await ui_server(workers=0)``: a started, fully wired server; jobs need ``workers=1``.
+    """``await ui_server(workers=0, **settings)``: a started, fully wired server; jobs need ``workers=1``.
 
     Every server a test starts shares the database and the media directory, so a second
     one after stopping the first is that server restarted.
     """
     media = tmp_path / "media"
 
-    async def factory(workers: int = 0, port: int | None = None) -> Any:
+    async def factory(workers: int = 0, port: int | None = None, **settings: Any) -> Any:
         return await start_server(port=port or free_port(), redis_url=redis_url, media_dir=media, workers=workers,
-                                  jobs=FAST_JOBS)
+                                  jobs=FAST_JOBS, **settings)
 
     return factory
 

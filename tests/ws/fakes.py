@@ -6,6 +6,7 @@ import asyncio
 import json
 from typing import Any
 
+from core.access.owners import LOCAL
 from server.ws.hub import Hub
 from server.ws.protocol import WsProtocol
 from tests.ws.frames import CLOSE, PING, TEXT, client_frame, close_code, server_frames
@@ -21,6 +22,7 @@ class FakeTransport(asyncio.Transport):
         self.high = 64 * 1024
         self.paused = False
         self.closing = False
+        self.eof = False
         self.aborted = False
         self.protocol: WsProtocol | None = None
 
@@ -32,6 +34,8 @@ class FakeTransport(asyncio.Transport):
 
     def write(self, data: bytes) -> None:  # type: ignore[override]
         assert not self.aborted
+        if self.eof:  # as uvloop's transports do
+            raise RuntimeError("Cannot call write() after write_eof()")
         self.writes.append(data)
         if not self.reading:
             self.buffered += len(data)
@@ -53,6 +57,14 @@ class FakeTransport(asyncio.Transport):
             self.protocol.resume_writing()
 
     def close(self) -> None:
+        self.closing = True
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def write_eof(self) -> None:
+        """The half-close that ends every connection; the peer's end of stream is up to the test."""
+        self.eof = True
         self.closing = True
 
     def abort(self) -> None:
@@ -100,9 +112,9 @@ async def flushed() -> None:
         await asyncio.sleep(0)
 
 
-def connect(hub: Hub, reading: bool = True) -> tuple[WsProtocol, FakeTransport]:
+def connect(hub: Hub, reading: bool = True, owner: str | None = LOCAL) -> tuple[WsProtocol, FakeTransport]:
     transport = FakeTransport(reading)
-    client = hub.attach(transport)
+    client = hub.attach(transport, owner=owner)
     transport.protocol = client
     return client, transport
 

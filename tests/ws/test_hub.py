@@ -8,6 +8,7 @@ import uuid
 
 import pytest
 
+from core.access.owners import LOCAL
 from server.ws.hub import Hub
 from server.ws.messages import WELCOME_TEXT, BadMessage
 from server.ws.settings import WsSettings
@@ -124,9 +125,9 @@ async def test_subscribe_to_unknown_operation_asks_the_fallback() -> None:
     hub = Hub()
     asked = []
 
-    async def job_table(operation_id: str) -> tuple[str, dict[str, object]] | None:
+    async def job_table(operation_id: str) -> tuple[str, dict[str, object], str] | None:
         asked.append(operation_id)
-        return ("complete", done(operation_id)) if operation_id == "old" else None
+        return ("complete", done(operation_id), LOCAL) if operation_id == "old" else None
 
     hub.latest.fallback = job_table
     client, transport = connect(hub)
@@ -242,7 +243,34 @@ async def test_leftover_bytes_are_processed_at_once() -> None:
 
     hub = Hub()
     transport = FakeTransport()
-    client = hub.attach(transport, client_frame(TEXT, json.dumps({"type": "ping", "data": 7}).encode()))
+    client = hub.attach(transport, client_frame(TEXT, json.dumps({"type": "ping", "data": 7}).encode()), LOCAL)
     transport.protocol = client
     await flushed()
     assert transport.messages()[1] == {"type": "pong", "data": 7}
+
+
+async def test_a_broadcast_client_that_subscribes_later_does_not_get_a_final_twice() -> None:
+    hub = Hub()
+    early, early_transport = connect(hub)
+    await hub.publish("complete", done("seen"))
+    late, late_transport = connect(hub)  # connected after the final: it never saw it
+    for client in (early, late):
+        send(client, {"type": "subscribe", "data": {"operationIds": ["seen"]}})
+    await flushed()
+    assert early_transport.jobs() == [("complete", "seen")]
+    assert late_transport.jobs() == [("complete", "seen")]
+    send(early, {"type": "unsubscribe", "data": {"operationIds": ["seen"]}})
+    send(early, {"type": "subscribe", "data": {"operationIds": ["seen"]}})  # and again, as a follower now
+    await flushed()
+    assert early_transport.jobs() == [("complete", "seen")]
+
+
+async def test_a_broadcast_client_remembers_no_finals() -> None:
+    """Its state must not grow with the jobs it sees (a soak run found 100 KiB per connection)."""
+    hub = Hub()
+    client, transport = connect(hub)
+    for index in range(200):
+        await hub.publish("complete", done(f"op-{index}"))
+    await flushed()
+    assert len(transport.jobs()) == 200
+    assert client._finished == {}

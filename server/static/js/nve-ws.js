@@ -21,6 +21,11 @@
  * latest state of each followed operation at once (a final complete/error included).
  * Heartbeat: the server pings every 30 s; if nothing at all arrives for `heartbeatTimeout` ms the
  * connection is taken for dead (a sleeping laptop, a dropped NAT entry) and replaced.
+ * Authentication: the page of the server itself needs none (its cookie goes with the handshake).
+ * A page of another origin passes `token: async () => "<token>"`, which fetches a fresh token
+ * from its own backend (that calls POST /api/ws/token with its API key). It is called on every
+ * (re)connect, since a token is spent by its use; `open` and the subscriptions wait for the
+ * server's `authenticated` answer.
  */
 
 export const DEFAULTS = Object.freeze({
@@ -44,8 +49,8 @@ export function defaultUrl(location = globalThis.location) {
 export class NveSocket extends EventTarget {
   /**
    * @param {string} [url] defaults to this page's server
-   * @param {object} [options] baseDelay, maxDelay, heartbeatTimeout (ms); WebSocket, random,
-   *   setTimeout, clearTimeout (injectable, for tests)
+   * @param {object} [options] baseDelay, maxDelay, heartbeatTimeout (ms); token (async () => string);
+   *   WebSocket, random, setTimeout, clearTimeout (injectable, for tests)
    */
   constructor(url, options = {}) {
     super();
@@ -62,6 +67,7 @@ export class NveSocket extends EventTarget {
     this._stopped = true;
     this._heartbeat = null;
     this._retry = null;
+    this._authenticating = false;
   }
 
   get connected() {
@@ -91,12 +97,12 @@ export class NveSocket extends EventTarget {
   /** Follow only these operations (adds to the set; re-sent after every reconnect). */
   subscribe(operationIds) {
     for (const id of operationIds) this.subscriptions.add(id);
-    this._send("subscribe", { operationIds: [...operationIds] });
+    if (!this._authenticating) this._send("subscribe", { operationIds: [...operationIds] });
   }
 
   unsubscribe(operationIds) {
     for (const id of operationIds) this.subscriptions.delete(id);
-    this._send("unsubscribe", { operationIds: [...operationIds] });
+    if (!this._authenticating) this._send("unsubscribe", { operationIds: [...operationIds] });
   }
 
   /** A JSON ping: the server answers with a `pong` event carrying `data`. */
@@ -115,8 +121,8 @@ export class NveSocket extends EventTarget {
     ws.onopen = () => {
       this.attempt = 0;
       this._armHeartbeat();
-      if (this.subscriptions.size > 0) this._send("subscribe", { operationIds: [...this.subscriptions] });
-      this._emit("open", { clientId: this.clientId });
+      if (this.options.token) this._authenticate(ws);
+      else this._ready();
     };
     ws.onmessage = (event) => {
       this._armHeartbeat();
@@ -124,6 +130,30 @@ export class NveSocket extends EventTarget {
     };
     ws.onclose = (event) => this._lost(ws, event.code, event.reason);
     ws.onerror = () => {}; // always followed by close, which decides
+  }
+
+  async _authenticate(ws) {
+    this._authenticating = true;
+    let token;
+    try {
+      token = await this.options.token();
+    } catch {
+      token = null;
+    }
+    if (ws !== this._ws) return; // replaced meanwhile
+    if (typeof token !== "string" || token === "") {
+      ws.close(4001, "no token");
+      this._lost(ws, 4001, "no token");
+      return;
+    }
+    this._send("auth", { token });
+  }
+
+  /** Connected and (if needed) authenticated: re-send the subscriptions, then say so. */
+  _ready() {
+    this._authenticating = false;
+    if (this.subscriptions.size > 0) this._send("subscribe", { operationIds: [...this.subscriptions] });
+    this._emit("open", { clientId: this.clientId });
   }
 
   _dispatch(text) {
@@ -143,6 +173,8 @@ export class NveSocket extends EventTarget {
       } else {
         this._emit("heartbeat", data);
       }
+    } else if (type === "authenticated") {
+      if (this._authenticating) this._ready();
     } else if (type === "error") {
       this._emit(data && data.operationId !== undefined ? "error" : "servererror", data);
     } else {
@@ -154,6 +186,7 @@ export class NveSocket extends EventTarget {
     if (ws !== this._ws) return; // an old socket we already gave up on
     this._detach(ws);
     this._ws = null;
+    this._authenticating = false;
     this._clearTimers();
     if (this._stopped) {
       this._emit("close", { code, reason, reconnectIn: null });

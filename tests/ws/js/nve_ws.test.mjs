@@ -126,3 +126,38 @@ test("close() is final: no reconnect, no timers left", () => {
   s.connect(); // and may be started again
   assert.equal(FakeWebSocket.all.length, 2);
 });
+
+test("with a token option, every connection authenticates before it subscribes", async () => {
+  let issued = 0;
+  const { s, timers, events } = socket({ token: async () => `t${++issued}` });
+  s.subscribe(["a"]); // before connecting: remembered, sent once authenticated
+  s.connect();
+  const first = FakeWebSocket.all[0];
+  first.open();
+  await Promise.resolve();
+  s.subscribe(["b"]); // while the answer is awaited: joins the set, not the wire
+  assert.deepEqual(first.sent, [{ type: "auth", data: { token: "t1" } }]);
+  assert.equal(events.filter(([type]) => type === "open").length, 0);
+  first.message("authenticated", { message: "ok" });
+  assert.deepEqual(first.sent.slice(1), [{ type: "subscribe", data: { operationIds: ["a", "b"] } }]);
+  assert.equal(events.filter(([type]) => type === "open").length, 1);
+
+  first.drop();
+  timers.advance(500);
+  const second = FakeWebSocket.all[1];
+  second.open();
+  await Promise.resolve();
+  assert.deepEqual(second.sent, [{ type: "auth", data: { token: "t2" } }]); // a fresh token: they are single use
+});
+
+test("a token that cannot be had closes the connection and retries with backoff", async () => {
+  const { s, timers, events } = socket({ token: async () => { throw new Error("backend down"); } });
+  s.connect();
+  FakeWebSocket.all[0].open();
+  await Promise.resolve();
+  await Promise.resolve();
+  assert.deepEqual(FakeWebSocket.all[0].closedWith, { code: 4001, reason: "no token" });
+  assert.deepEqual(events.at(-1), ["close", { code: 4001, reason: "no token", reconnectIn: 500 }]);
+  timers.advance(500);
+  assert.equal(FakeWebSocket.all.length, 2);
+});
