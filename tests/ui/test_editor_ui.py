@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any
 
@@ -36,6 +37,15 @@ async def saved(page: Page) -> None:
     await expect(page.locator("#save-status")).to_have_text(SAVED, timeout=10_000)
 
 
+async def stored_time(url: str, project_id: int, expected: float) -> None:
+    """Wait until the project's saved currentTime is ``expected``."""
+    for _ in range(100):
+        if abs((await get_project(url, project_id))["timeline_state"]["currentTime"] - expected) < 0.01:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"currentTime {expected} was never saved")
+
+
 async def player_time(page: Page) -> float:
     return await page.evaluate("document.querySelector('#player').currentTime")
 
@@ -67,6 +77,9 @@ async def test_markers_add_label_jump_delete_and_survive_a_reload(editor):
     # The player streams and seeks through Range requests.
     assert 206 in editor["video_statuses"]
 
+    # The jump is saved before reloading: a reload racing its own last save (the page's
+    # keepalive PUT against the next page's GET) is another test's subject.
+    await stored_time(url, project["id"], 1.2)
     await page.reload()
     await expect(page.locator("#timeline")).to_have_attribute("data-filmstrip", "30", timeout=30_000)
     await expect(page.get_by_label("Label of marker 1")).to_have_value("Sunset")
