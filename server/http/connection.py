@@ -309,6 +309,13 @@ class HTTPConnection:
     # -- cycle -----------------------------------------------------------------
 
     @property
+    def client_may_still_send(self) -> bool:
+        """Whether the client may still be sending the current request (its body left unread,
+        or a malformed one): closing with such input unread makes the kernel reset the
+        connection, which can destroy the response on its way."""
+        return self._h11.their_state in (h11.SEND_BODY, h11.ERROR)
+
+    @property
     def keep_alive(self) -> bool:
         """Whether the connection may carry another request once this response is sent."""
         return self._keep_alive and self._response == _SENT and self._h11.their_state is h11.DONE

@@ -17,7 +17,11 @@ that need a clock or a socket:
   are answered in order and never pile up in memory;
 * write backpressure: ``pause_writing``/``resume_writing`` gate streamed bodies, so a
   slow reader never makes the server buffer a whole file;
-* graceful close: :meth:`shutdown` lets an in-flight request finish, then closes.
+* graceful close: :meth:`shutdown` lets an in-flight request finish, then closes;
+* lingering close: after a response that left the request unread (a 413, a 400) the
+  socket is half-closed and what the client still sends is dropped until its end of
+  stream or ``LINGER`` seconds, so its unread bytes do not make the kernel reset the
+  connection and destroy the answer (RFC 9112 section 9.6).
 """
 
 from __future__ import annotations
@@ -62,6 +66,10 @@ def http_date() -> str:
     return _date_cache[1]
 
 
+LINGER = 2.0
+"""Seconds a half-closed connection drops a client's remaining input before it is cut."""
+
+
 class HTTPProtocol(asyncio.Protocol):
     def __init__(self, server: HTTPServer) -> None:
         self._server = server
@@ -84,6 +92,7 @@ class HTTPProtocol(asyncio.Protocol):
         self._timer_at = 0.0
         self._task: asyncio.Task[None] | None = None
         self._switched = False
+        self._lingering: asyncio.TimerHandle | None = None
 
     # -- asyncio.Protocol --------------------------------------------------------
 
@@ -101,6 +110,8 @@ class HTTPProtocol(asyncio.Protocol):
         self._task = self._loop.create_task(self._serve())
 
     def data_received(self, data: bytes) -> None:
+        if self._lingering is not None:
+            return  # the rest of a request that was answered already
         self._conn.receive_data(data)
         if not self._got_bytes:
             self._got_bytes = True
@@ -114,6 +125,9 @@ class HTTPProtocol(asyncio.Protocol):
         self._wake_reader()
 
     def eof_received(self) -> bool:
+        if self._lingering is not None:
+            self._transport.close()  # type: ignore[union-attr]
+            return True
         self._conn.receive_data(b"")
         self._wake_reader()
         return True  # keep the write side open to finish the response
@@ -121,6 +135,8 @@ class HTTPProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = True
         self._stop_timer()
+        if self._lingering is not None:
+            self._lingering.cancel()
         self._wake_reader()
         if self._write_waiter is not None and not self._write_waiter.done():
             self._write_waiter.set_result(None)
@@ -161,8 +177,18 @@ class HTTPProtocol(asyncio.Protocol):
 
     def _close(self) -> None:
         self._stop_timer()
-        if self._transport is not None and not self._switched:
-            self._transport.close()
+        transport = self._transport
+        if transport is None or self._switched or self._lingering is not None:
+            return
+        if not self._lost and self._conn.client_may_still_send and transport.can_write_eof():
+            transport.write_eof()
+            self._in_request = False  # nothing in flight: the connection cap may shed it
+            if self._reading_paused:
+                transport.resume_reading()
+                self._reading_paused = False
+            self._lingering = self._loop.call_later(LINGER, transport.abort)
+        else:
+            transport.close()
 
     # -- timers ------------------------------------------------------------------
 
