@@ -54,7 +54,6 @@ import multiprocessing
 import os
 import queue
 import statistics
-import sys
 import tempfile
 import time
 import urllib.error

@@ -67,14 +67,14 @@ class JobEventBridge:
         await cancel_and_wait(self._task)
         self._task = None
 
-    async def latest(self, operation_id: str) -> tuple[str, Any, str] | None:
-        """The hub's latest-state fallback: the job's current message and owner, None if unknown or unreachable."""
+    async def latest(self, operation_id: str) -> Envelope | None:
+        """The hub's latest-state fallback: the job's current message, None if unknown or unreachable."""
         try:
             event = await self._queue.event(operation_id)
         except DomainError as error:
             log.debug("latest state of %s not read: %s", operation_id, error)
             return None
-        return (event.type, event.data, event.owner) if event is not None else None
+        return job_envelope(event.type, event.data, event.owner) if event is not None else None
 
     def _notified(self, _connection: Any, _pid: int, _channel: str, payload: str) -> None:
         self._route(payload.encode())

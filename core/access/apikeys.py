@@ -9,12 +9,11 @@ when it is created.
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
-from core.access import owners
+from core.access import digest, owners
 from core.db.pool import Database
 
 KEY_PREFIX = "nve_"
@@ -41,10 +40,6 @@ class ApiKey:
     revoked_at: datetime | None
 
 
-def _hash(key: str) -> bytes:
-    return hashlib.sha256(key.encode()).digest()
-
-
 class ApiKeyStore:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -54,7 +49,7 @@ class ApiKeyStore:
         owners.tenant(tenant)  # validates the name
         key = KEY_PREFIX + secrets.token_urlsafe(32)
         async with self._db.acquire() as connection:
-            row = await connection.fetchrow(_INSERT, tenant, label, _hash(key), key[:SHOWN_PREFIX])
+            row = await connection.fetchrow(_INSERT, tenant, label, digest(key), key[:SHOWN_PREFIX])
         return key, ApiKey(**dict(row))
 
     async def list(self) -> list[ApiKey]:
@@ -73,5 +68,5 @@ class ApiKeyStore:
         if not key.startswith(KEY_PREFIX) or len(key) > 128:
             return None
         async with self._db.acquire() as connection:
-            name = await connection.fetchval(_TENANT_OF, _hash(key))
+            name = await connection.fetchval(_TENANT_OF, digest(key))
         return owners.tenant(name) if name is not None else None

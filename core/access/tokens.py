@@ -9,9 +9,9 @@ are kept in PostgreSQL (hashed), so any node can redeem one another node issued.
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 
+from core.access import digest
 from core.db.pool import Database
 
 TTL = 60.0
@@ -20,10 +20,6 @@ _ISSUE = """
 WITH swept AS (DELETE FROM ws_tokens WHERE expires_at < now())
 INSERT INTO ws_tokens (token_hash, owner, expires_at) VALUES ($1, $2, now() + make_interval(secs => $3))"""
 _REDEEM = "DELETE FROM ws_tokens WHERE token_hash = $1 AND expires_at > now() RETURNING owner"
-
-
-def _hash(token: str) -> bytes:
-    return hashlib.sha256(token.encode()).digest()
 
 
 class TokenStore:
@@ -35,7 +31,7 @@ class TokenStore:
         """A new token acting for ``owner`` (expired ones are swept in the same statement)."""
         token = secrets.token_urlsafe(24)
         async with self._db.acquire() as connection:
-            await connection.execute(_ISSUE, _hash(token), owner, self.ttl)
+            await connection.execute(_ISSUE, digest(token), owner, self.ttl)
         return token
 
     async def redeem(self, token: str) -> str | None:
@@ -43,4 +39,4 @@ class TokenStore:
         if not 0 < len(token) <= 128:
             return None
         async with self._db.acquire() as connection:
-            return await connection.fetchval(_REDEEM, _hash(token))
+            return await connection.fetchval(_REDEEM, digest(token))

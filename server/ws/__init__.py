@@ -15,7 +15,7 @@ node's. It never waits on Redis. Progress lower than already published for the
 operation, and anything after its complete/error, is dropped (monotonic, final once).
 
 To answer for operations nobody remembers (memory and Redis forgot them), set
-``app.hub.latest.fallback = async (operationId) -> (type, data) | None`` (the job table).
+``app.hub.latest.fallback = async (operationId) -> Envelope | None`` (the job table).
 
 For the app: ``server.ws.endpoint.install(app)`` builds the hub, mounts ``GET /ws`` (and
 ``POST /api/_bench/broadcast`` with ``NVE_BENCH=1``), and hooks start-up, shutdown (close

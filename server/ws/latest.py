@@ -8,7 +8,7 @@ Three sources, asked in order by :meth:`LatestState.lookup`:
    ``latest_key(channel, operationId)`` with a TTL, so a node that started after the
    operation ended, or forgot it, still knows the final message (and ``recent_key``
    tells a node that was cut off from the bus which operations moved meanwhile);
-3. ``fallback``, an extension point (``async (operationId) -> (type, data, owner) | None``)
+3. ``fallback``, an extension point (``async (operationId) -> Envelope | None``)
    through which the job table answers for operations nobody remembers.
 
 :meth:`LatestState.admit` is also the filter that makes progress monotonic: a progress
@@ -20,17 +20,15 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from server.ws.messages import BadMessage, Envelope, job_envelope, unpack
+from server.ws.messages import BadMessage, Envelope, unpack
 
 log = logging.getLogger(__name__)
 
-Fallback = Callable[[str], Awaitable[tuple[str, Any, str] | None]]
-"""``async (operationId) -> (type, data, owner) | None``."""
+Fallback = Callable[[str], Awaitable[Envelope | None]]
 
 
 def latest_key(channel: str, operation_id: str) -> str:
@@ -111,7 +109,5 @@ class LatestState:
             except BadMessage as error:
                 log.warning("unreadable latest state of %s in Redis: %s", operation_id, error)
         if self.fallback is not None:
-            found = await self.fallback(operation_id)
-            if found is not None:
-                return job_envelope(*found)
+            return await self.fallback(operation_id)
         return None

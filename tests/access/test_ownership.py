@@ -139,8 +139,8 @@ async def test_websocket_clients_receive_only_their_owners_operations(
         token = (await alice.post("/api/ws/token")).json()["token"]
         assert (await bob.post("/api/ws/token")).status_code == 201
 
-        while (message := await alice_ws.recv_type("complete", timeout=30)).data["operationId"] != operation_id:
-            pass
+        while (await alice_ws.recv_type("complete", timeout=30)).data["operationId"] != operation_id:
+            pass  # the job ran to its end: its final reached alice
         await anonymous_ws.send("auth", {"token": token})
         assert (await anonymous_ws.recv_type("authenticated", timeout=10)).data
         await anonymous_ws.subscribe([operation_id])

@@ -10,7 +10,7 @@ import pytest
 
 from core.access.owners import LOCAL
 from server.ws.hub import Hub
-from server.ws.messages import WELCOME_TEXT, BadMessage
+from server.ws.messages import WELCOME_TEXT, BadMessage, Envelope, job_envelope
 from server.ws.settings import WsSettings
 from tests.ws.fakes import connect, flushed, send
 from tests.ws.frames import PONG, TEXT, client_frame
@@ -125,9 +125,9 @@ async def test_subscribe_to_unknown_operation_asks_the_fallback() -> None:
     hub = Hub()
     asked = []
 
-    async def job_table(operation_id: str) -> tuple[str, dict[str, object], str] | None:
+    async def job_table(operation_id: str) -> Envelope | None:
         asked.append(operation_id)
-        return ("complete", done(operation_id), LOCAL) if operation_id == "old" else None
+        return job_envelope("complete", done(operation_id), LOCAL) if operation_id == "old" else None
 
     hub.latest.fallback = job_table
     client, transport = connect(hub)

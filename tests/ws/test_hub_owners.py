@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from server.ws.hub import Hub
+from server.ws.messages import Envelope, job_envelope
 from tests.ws.fakes import connect, flushed, send
 from tests.ws.test_hub import done, progress
 
@@ -34,8 +35,8 @@ async def test_subscribing_to_another_owners_operation_gets_nothing() -> None:
 async def test_the_fallback_answers_only_the_jobs_owner() -> None:
     hub = Hub()
 
-    async def job_table(operation_id: str) -> tuple[str, dict[str, object], str] | None:
-        return "complete", done(operation_id), ALICE
+    async def job_table(operation_id: str) -> Envelope | None:
+        return job_envelope("complete", done(operation_id), ALICE)
 
     hub.latest.fallback = job_table
     owner, owner_transport = connect(hub, owner=ALICE)
