@@ -169,6 +169,9 @@ class HTTPProtocol(asyncio.Protocol):
     def shed(self) -> None:
         """Close this connection, which holds no request, to make room for a new one."""
         log.debug("closing %s: shed at the connection cap", self._client)
+        if self._lingering is not None:
+            self.abort()  # its answer went out already; what it still sends is not wanted
+            return
         # Gone from now on, though the transport reports it later: a request head that
         # arrived just before must not start a request nobody can be answered on.
         self._lost = True
@@ -182,7 +185,9 @@ class HTTPProtocol(asyncio.Protocol):
             return
         if not self._lost and self._conn.client_may_still_send and transport.can_write_eof():
             transport.write_eof()
-            self._in_request = False  # nothing in flight: the connection cap may shed it
+            # Nothing in flight any more: shutdown does not wait for it, the cap may shed it.
+            self._in_request = False
+            self._server.request_finished(self)
             if self._reading_paused:
                 transport.resume_reading()
                 self._reading_paused = False

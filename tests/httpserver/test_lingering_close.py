@@ -49,3 +49,17 @@ async def test_the_server_still_serves_after_lingering(server: Any) -> None:
     writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     assert (await asyncio.wait_for(reader.read(), 10)).startswith(b"HTTP/1.1 200 ")
     writer.close()
+
+
+async def test_a_lingering_connection_is_shed_for_a_newcomer_at_the_cap(start_server: Any) -> None:
+    server = await start_server(max_connections=1)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"POST /api/projects HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % BODY + b" " * 4096)
+    assert (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)).startswith(b"HTTP/1.1 413 ")
+    # Still sending, so the server lingers; a newcomer at the cap must not wait for that.
+    other_reader, other_writer = await asyncio.open_connection("127.0.0.1", server.port)
+    other_writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert (await asyncio.wait_for(other_reader.read(), 10)).startswith(b"HTTP/1.1 200 ")
+    assert await asyncio.wait_for(reader.read(), 10) is not None  # the lingering one was closed, not left open
+    other_writer.close()
+    writer.close()
