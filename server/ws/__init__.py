@@ -33,7 +33,8 @@ Modules
 -------
 handshake (upgrade validation, Origin check), connection (sans-I/O frames and limits),
 protocol (one client's asyncio protocol, budget, liveness), hub (registry, subscriptions,
-fan-out, heartbeat), backlog (coalescing queue), latest (latest state per operation),
+routing, write scheduling, heartbeat), broadcast (the clients that follow every operation:
+one log, one write per client per sweep), backlog (coalescing queue), latest (latest state per operation),
 bus (in-process and Redis pub/sub delivery between nodes), messages (message shapes),
 settings, metrics, endpoint (HTTP handlers), client (Python client).
 """

@@ -53,14 +53,20 @@ class LatestState:
         self.fallback = fallback
         """Asked last by :meth:`lookup`; the job system sets it once the job table exists."""
 
-    def admit(self, envelope: Envelope) -> bool:
-        """Record ``envelope`` if it moves its operation forward; False if stale or after a final."""
+    def admit(self, envelope: Envelope, strictly: bool = False) -> bool:
+        """Record ``envelope`` if it moves its operation forward; False if stale or after a final.
+
+        A progress equal to the known one is admitted (a job may report the same value
+        with a new message) unless ``strictly``: for a state looked up for a client that
+        follows the operation already, to which the known one was routed.
+        """
         operation_id = envelope.operation_id
         known = self._memory.get(operation_id)
         if known is not None:
             if known.progress is None:  # complete/error already
                 return False
-            if envelope.progress is not None and envelope.progress < known.progress:
+            if envelope.progress is not None and (envelope.progress < known.progress
+                                                  or strictly and envelope.progress == known.progress):
                 return False
             del self._memory[operation_id]  # re-inserted last: dict order is recency order
         self._memory[operation_id] = envelope

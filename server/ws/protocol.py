@@ -5,8 +5,9 @@ It is thin: bytes go through :class:`WsConnection`, client messages are answered
 and outgoing frames are written under a per-client byte budget:
 
 - frames sent during one turn of the event loop are written together, in one system
-  call, when the hub flushes (see hub.py): on a busy server the socket writes, not the
-  Python, are the cost of a fan-out;
+  call, when the hub flushes (see hub.py), and the job messages of a client that
+  follows every operation come joined from its broadcast group (broadcast.py): on a
+  busy server the socket writes, not the Python, are the cost of a fan-out;
 - the transport's high-water mark is ``client_budget_bytes``; while the transport has
   paused us, frames wait in a :class:`Backlog` where a newer progress of an operation
   replaces the older one (latest wins) and every other message (complete, error, pong,
@@ -162,6 +163,21 @@ class WsProtocol(asyncio.Protocol):
             if not self._dirty:
                 self._dirty = True
                 self._hub.mark_dirty(self)
+
+    def write_broadcast(self, data: bytes) -> bool:
+        """Write what its broadcast group routed to it, joined (see broadcast.py); False when it
+        must take them one by one instead: it is over budget, or it remembers finals."""
+        if self._closing:
+            return True
+        if self._paused or self._finished:
+            return False
+        if self._out:  # its own frames came first
+            self._out.append(data)
+            self._transport.writelines(self._out)  # type: ignore[union-attr]
+            self._out.clear()
+        else:
+            self._transport.write(data)  # type: ignore[union-attr]
+        return True
 
     def flush(self) -> None:
         """Write what was sent since the last flush in one system call (the hub calls this)."""
