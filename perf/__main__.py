@@ -9,6 +9,7 @@ SCENARIOS = {  # name -> "module" (its main) or "module:function"
     "http-crud": "perf.http_crud",
     "ws-fanout": "perf.ws_bench",
     "ws-rtt": "perf.ws_bench:rtt_main",
+    "ws-floor": "perf.ws_floor",
     "cache": "perf.cache_bench",
     "jobs": "perf.jobs_bench",
     "upload": "perf.upload_bench",

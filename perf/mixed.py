@@ -21,8 +21,8 @@ Reported: CRUD req/s and p50/p99; job end to end (the POST to the first follower
 jobs' final messages (arrival at each follower minus the job row's ``finishedAt``: the
 server's clock, so only meaningful with the server on this machine's clock) and, with the
 bench hook, of progress messages (arrival minus ``sentAt``); finals missing at followers;
-errors; and the busiest client process's CPU, flagged above 90 % (the client saturated:
-the figures then include its backlog).
+errors; and the load of the busiest client CPU (its client processes together), flagged
+above 90 % (the client saturated: the figures then include its backlog).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ import argparse
 import asyncio
 import json
 import multiprocessing
+import os
 import tempfile
 import time
 import urllib.error
@@ -44,7 +45,7 @@ import uvloop
 
 from perf.http_crud import run_scenario, seed
 from perf.httpclient import Target
-from perf.stats import CpuMeter, add_output_args, client_load, print_table, summarize, write_json
+from perf.stats import CpuMeter, add_output_args, client_load, per_cpu, print_table, summarize, write_json
 from perf.ws_bench import Sink, add_target_args, connect_all, open_target, start_clients
 
 FINISHED = ("done", "failed", "cancelled")
@@ -56,9 +57,7 @@ def _follow(cpu: int | None, host: str, port: int, count: int, ready: multiproce
             go: multiprocessing.Event, stop: multiprocessing.Event,  # type: ignore[type-arg]
             out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
     """Client process: ``count`` followers until ``stop``; sends back the bench latencies (epoch ms),
-    the finals as (arrival epoch ms, operationId, type), closes seen and its CPU share from ``go``."""
-    import os
-
+    the finals as (arrival epoch ms, operationId, type), closes seen, its CPU and its CPU share from ``go``."""
     if cpu is not None:
         os.sched_setaffinity(0, {cpu})
 
@@ -76,7 +75,7 @@ def _follow(cpu: int | None, host: str, port: int, count: int, ready: multiproce
         for arrival, payload in sink.finals:
             message = json.loads(payload)
             finals.append((arrival, message["data"]["operationId"], message["type"]))
-        out.put((sink.latencies.tobytes(), finals, sink.closed, share))
+        out.put((sink.latencies.tobytes(), finals, sink.closed, min(os.sched_getaffinity(0)), share))
         for client in clients:
             client.transport.abort()  # type: ignore[union-attr]
 
@@ -186,7 +185,7 @@ def run_mixed(url: str, args: argparse.Namespace, client_cpus: list[int], clip: 
     first_final: dict[str, float] = {}
     delivery: list[float] = []
     finals, closed = 0, 0
-    for latencies, arrivals, lost, _ in reports:
+    for latencies, arrivals, lost, _, _ in reports:
         bench_ms += memoryview(latencies).cast("d").tolist()
         closed += lost
         for arrival, operation_id, _ in arrivals:
@@ -219,7 +218,9 @@ def run_mixed(url: str, args: argparse.Namespace, client_cpus: list[int], clip: 
         rows.append({"metric": "ws progress delivery (sentAt)", "count": len(bench_ms),
                      "per_s": len(bench_ms) / duration, **summarize([v / 1000 for v in bench_ms]),
                      "errors": bench_failures})
-    cpu = [share for *_, share in reports] + [crud_row["client_cpu"] / 100]  # type: ignore[operator]
+    # The CRUD processes (run_scenario's, unpinned) run on this process's CPUs; its figure is its busiest one's.
+    load = per_cpu([(cpu, share) for *_, cpu, share in reports]
+                   + [(min(os.sched_getaffinity(0)), crud_row["client_cpu"] / 100)])  # type: ignore[operator]
     errors = sum(int(row.get("errors", 0)) for row in rows) + closed
     document = {
         "url": url, "followers": connected, "duration_s": duration, "jobs": len(posted),
@@ -229,7 +230,7 @@ def run_mixed(url: str, args: argparse.Namespace, client_cpus: list[int], clip: 
         "ws_progress_p50_ms": rows[5]["p50_ms"] if hooked else None,
         "ws_progress_p99_ms": rows[5]["p99_ms"] if hooked else None,
         "finals_delivered": finals, "finals_expected": expected_finals, "closed_by_server": closed,
-        "errors": errors, **client_load(cpu), "rows": rows,
+        "errors": errors, **client_load(load), "rows": rows,
     }
     offset = time.time() - time.perf_counter()  # the followers stamp epoch time, the CRUD client perf_counter
     start = min(crud_raw.finished, default=0.0) + offset

@@ -72,7 +72,7 @@ from perf.http_crud import EXPECT, request_factory, seed
 from perf.httpclient import Target, build_request, open_connection
 from perf.mixed import upload_clip
 from perf.proctree import TreeSample, listening_pid, sample_tree
-from perf.stats import (CpuMeter, ProcessCpu, add_output_args, client_load, print_table, shares, summarize,
+from perf.stats import (CpuMeter, ProcessCpu, add_output_args, client_load, per_cpu, print_table, shares, summarize,
                         write_json)
 from perf.ws_bench import PG_ADMIN, Sink, add_target_args, connect_all, open_target, start_clients
 from server.ws.client import WsClient
@@ -97,7 +97,7 @@ def _follow(cpu: int | None, host: str, port: int, count: int, out: multiprocess
     """Client process: ``count`` followers, each with its own sink so that each one's finals are
     counted. Reports ("ws", pid, connected, finals, closes) every ``REPORT_EVERY`` s until ``stop``,
     then ("ws-end", pid, finals per operation, followers whose count differs from the number of
-    operations this process saw, CPU share)."""
+    operations this process saw, its CPU, its CPU share)."""
     if cpu is not None:
         os.sched_setaffinity(0, {cpu})
 
@@ -125,7 +125,7 @@ def _follow(cpu: int | None, host: str, port: int, count: int, out: multiprocess
             await asyncio.sleep(REPORT_EVERY)
         drain()
         off = sum(1 for finals in per_client if finals != len(per_operation))
-        out.put(("ws-end", os.getpid(), dict(per_operation), off, meter.share()))
+        out.put(("ws-end", os.getpid(), dict(per_operation), off, min(os.sched_getaffinity(0)), meter.share()))
         for client in clients:
             client.transport.abort()  # type: ignore[union-attr]
 
@@ -148,7 +148,7 @@ def _crud(url: str, ids: list[int], connections: int, rate: float, out: multipro
           stop: multiprocessing.Event) -> None:  # type: ignore[type-arg]
     """Client process: ``connections`` keep-alive connections cycling through ``CRUD_KINDS`` at
     ``rate`` requests/s in all (0: back to back) until ``stop``. Reports ("crud", pid, counters
-    since the last report) every ``REPORT_EVERY`` s, then ("crud-end", pid, CPU share)."""
+    since the last report) every ``REPORT_EVERY`` s, then ("crud-end", pid, its CPU, its CPU share)."""
     target = Target.from_url(url)
     host = f"{target.host}:{target.port}"
     factories = {kind: request_factory(kind, host, ids) for kind in ("get", "list", "put", "post")}
@@ -215,7 +215,7 @@ def _crud(url: str, ids: list[int], connections: int, rate: float, out: multipro
         running = False
         await asyncio.gather(*loops)
         out.put(("crud", os.getpid(), counters))
-        out.put(("crud-end", os.getpid(), meter.share()))
+        out.put(("crud-end", os.getpid(), min(os.sched_getaffinity(0)), meter.share()))
 
     uvloop.run(run())
 
@@ -229,12 +229,13 @@ class Observed:
 
     ws: dict[int, tuple[int, int, int]] = field(default_factory=dict)
     """Follower process -> its latest (connected, finals, closes)."""
-    ws_end: dict[int, tuple[dict[str, int], int, float]] = field(default_factory=dict)
+    ws_end: dict[int, tuple[dict[str, int], int, int, float]] = field(default_factory=dict)
     crud_done: Counter[str] = field(default_factory=Counter)
     crud_errors: Counter[str] = field(default_factory=Counter)
     crud_latencies: dict[str, array] = field(default_factory=lambda: {kind: array("d") for kind in CRUD_KINDS})
     crud_finished: array = field(default_factory=lambda: array("d"))
-    crud_end: dict[int, float] = field(default_factory=dict)
+    crud_end: dict[int, tuple[int, float]] = field(default_factory=dict)
+    """CRUD process -> (its CPU, its CPU share)."""
     posted: dict[str, tuple[str, float]] = field(default_factory=dict)
     """operationId -> (kind, epoch s of its POST)."""
     refused: Counter[str] = field(default_factory=Counter)
@@ -263,7 +264,7 @@ class Observed:
                 self.crud_latencies[name].extend(values)
             self.crud_finished.extend(counters.finished)
         elif kind == "crud-end":
-            self.crud_end[source] = rest[0]
+            self.crud_end[source] = tuple(rest)  # type: ignore[assignment]
 
     def jobs_with(self, final_type: str) -> int:
         return sum(1 for message_type, _ in self.finals.values() if message_type == final_type)
@@ -596,7 +597,7 @@ def summarize_run(url: str, args: argparse.Namespace, samples: list[dict[str, An
     connected_min = min((s["ws"] for s in samples), default=0)
     per_operation: Counter[str] = Counter()
     followers_off = 0
-    for counts, off, _ in observed.ws_end.values():
+    for counts, off, _, _ in observed.ws_end.values():
         per_operation.update({o: n for o, n in counts.items() if o in posted})
         followers_off += off
     delivered = sum(per_operation.values())
@@ -635,7 +636,8 @@ def summarize_run(url: str, args: argparse.Namespace, samples: list[dict[str, An
                    "operations_off": sum(1 for o in posted if per_operation[o] != clients),
                    "followers_off": followers_off},
         "errors": errors,
-        **client_load([share for *_, share in observed.ws_end.values()] + list(observed.crud_end.values())),
+        **client_load(per_cpu([(cpu, share) for *_, cpu, share in observed.ws_end.values()]
+                              + list(observed.crud_end.values()))),
     }
     errors["total"] = sum(errors.values())
     checks = judge(document, args.max_growth_mib, args.max_growth_pct, args.max_fd_growth)

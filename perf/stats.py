@@ -73,8 +73,18 @@ def shares(total: int, parts: int) -> list[int]:
     return [total // parts + (1 if index < total % parts else 0) for index in range(parts)]
 
 
+def per_cpu(loads: Iterable[tuple[int, float]]) -> list[float]:
+    """(CPU, share) of each client process -> the total share of each CPU: two processes
+    pinned to one CPU at 48 % each have saturated it."""
+    totals: dict[int, float] = {}
+    for cpu, share in loads:
+        totals[cpu] = totals.get(cpu, 0.0) + share
+    return list(totals.values())
+
+
 def client_load(shares: Iterable[float]) -> dict[str, object]:
-    """The busiest client process's CPU (percent) and whether it saturated: if it did, the
+    """The busiest of ``shares`` (client processes, or client CPUs by :func:`per_cpu`) in percent,
+    and whether it saturated: if it did, the
     figures include the client's own backlog and are an upper bound on the server's."""
     busiest = max(shares, default=0.0)
     return {"client_cpu": round(busiest * 100), "client_saturated": busiest > SATURATED}

@@ -2,6 +2,7 @@
 
     python -m perf.ws_bench --clients 100,1000,5000,10000 --count 50 --processes 2
     python -m perf.ws_bench --clients 500 --nodes 3      # the cross-node bus: N clients over 3 nodes
+    python -m perf.ws_bench --peer node --clients 1000   # the same rounds against the journal's Node stack
     python -m perf ws-rtt --clients 1000 --duration 5   # the ping round trip alone (any --url)
 
 For every N it starts a fresh server (``nve serve`` with ``NVE_BENCH=1``, a throwaway
@@ -18,10 +19,19 @@ clients evenly over them and broadcasts on the first: the other nodes' clients g
 messages through the Redis bus, and their latencies are reported apart (``bus_p50_ms``,
 ``bus_p99_ms``) from those of the first node's clients (``local_*``).
 
+With ``--peer node`` the server of every round is instead the project's original Node
+stack (``perf/peers/node-ws``: express + ``ws``, the design journal's WebSocketService,
+with the same bench hook), pinned the same way and driven by the identical rounds, so that
+"faster than the Node stack" is measured on this machine with this harness. It needs no
+database, runs one node only, and ``npm ci --prefix perf/peers/node-ws`` first (the
+harness says so and exits when its ``node_modules`` is missing; it installs nothing).
+
 Reported: latency p50 / p99 / max, delivered vs expected, RSS per connection, ping RTT
-p50 / p99 / max, and the CPU share of the busiest client process: above 90 % the client
-saturated and the latency figures include its own backlog (they are then an upper bound
-on the server's). ``ws-rtt`` (:func:`rtt_main`) is the probe alone: N idle clients held
+p50 / p99 / max, and the load of the busiest client CPU (its client processes together):
+above 90 % the client saturated and the latency figures include its own backlog (they are
+then an upper bound on the server's). The clients record what they read during the round
+and parse it afterwards (:meth:`BenchClient.record`), so that their own parsing is not
+measured as the server's latency. ``ws-rtt`` (:func:`rtt_main`) is the probe alone: N idle clients held
 open while one more pings for ``--duration`` s, on a server of its own or at ``--url``.
 The clients are minimal asyncio protocols (no WebSocket library: the
 frames are parsed by hand, ``sentAt`` is read without a JSON parse) so that they cost as
@@ -33,6 +43,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import functools
 import json
 import multiprocessing
 import os
@@ -58,13 +69,15 @@ from typing import Any
 import uvloop
 
 from perf.httpclient import Target
-from perf.stats import CpuMeter, add_output_args, client_load, print_table, shares, summarize, write_json
+from perf.stats import CpuMeter, add_output_args, client_load, per_cpu, print_table, shares, summarize, write_json
 
 PG_ADMIN = os.environ.get("NVE_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 SENT_AT = b'"sentAt":'
+MARK_SPAN = len(SENT_AT) - 1
 FINAL = re.compile(rb'"type"\s*:\s*"(?:complete|error)"')
 PONG_EMPTY = b"\x8a\x80\x00\x00\x00\x00"  # a masked (zero key) empty pong
 CONNECT_BATCH = 250
+NODE_PEER = Path(__file__).resolve().parent / "peers" / "node-ws"
 
 
 def _handshake(host: str, port: int) -> bytes:
@@ -124,12 +137,43 @@ class BenchClient(asyncio.Protocol):
         self.upgraded = False
         self.reader = FrameReader()
         self.ready = asyncio.get_running_loop().create_future()
+        self.recorded: list[tuple[float, bytes]] | None = None
+        """While recording: every read with its arrival time, parsed by :meth:`replay`."""
+        self._tail = b""  # the stream's last bytes read, for a marker cut across reads
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
 
+    def record(self) -> None:
+        """From now on keep each read with its arrival time and parse it only in :meth:`replay`.
+
+        Parsing costs this harness about 1 us a frame in Python: 250 000 frames a round at
+        5 000 clients, as much CPU as the server spends writing them. Done as they arrive,
+        it queues reads behind one another and that wait is measured as the server's
+        latency; recorded, a read costs an append and a count of the bench messages in it
+        (``Sink.arrived``, so the round knows when everything came). Pings wait for the
+        replay too: a round is far shorter than the server's ping interval.
+        """
+        self.recorded = []
+
+    def replay(self) -> None:
+        """Parse what was recorded, with each read's own arrival time; stop recording."""
+        recorded, self.recorded = self.recorded or [], None
+        for now, data in recorded:
+            self._parse(now, data)
+
     def data_received(self, data: bytes) -> None:
         now = time.time() * 1000
+        if self.recorded is not None:
+            self.recorded.append((now, data))
+            # Markers whole in this read, plus one begun in what came before (the tail and
+            # this read's head are one byte shorter than a marker: none is whole in either).
+            self.sink.arrived += data.count(SENT_AT) + (self._tail + data[:MARK_SPAN]).count(SENT_AT)
+            self._tail = data[-MARK_SPAN:] if len(data) >= MARK_SPAN else (self._tail + data)[-MARK_SPAN:]
+            return
+        self._parse(now, data)
+
+    def _parse(self, now: float, data: bytes) -> None:
         if not self.upgraded:
             self.head += data
             if b"\r\n\r\n" not in self.head:
@@ -165,6 +209,8 @@ class Sink:
     finals: list[tuple[float, bytes]] = field(default_factory=list)
     """(arrival in epoch ms, frame payload) of every job's ``complete``/``error``."""
     closed: int = 0
+    arrived: int = 0
+    """Bench messages that came while the clients were recording (see BenchClient.record)."""
 
 
 async def connect_all(host: str, port: int, count: int, sink: Sink) -> list[BenchClient]:
@@ -192,10 +238,12 @@ async def _client_main(host: str, ports: list[int], count: int, expected: int, r
     ready.put(len(clients))
 
     def received() -> int:
-        return sum(len(s.latencies) for s in sinks)
+        return sum(s.arrived for s in sinks)
 
     while not go.is_set():
         await asyncio.sleep(0.01)
+    for client in clients:
+        client.record()
     meter = CpuMeter()
     deadline = time.monotonic() + 120
     last_count, last_change = 0, time.monotonic()
@@ -206,7 +254,9 @@ async def _client_main(host: str, ports: list[int], count: int, expected: int, r
         elif last_count and time.monotonic() - last_change > 5:
             break  # quiet for 5 s: whatever is missing is not coming
     cpu = meter.share() if received() else 0.0
-    out.put(([s.latencies.tobytes() for s in sinks], sum(s.closed for s in sinks), cpu))
+    for client in clients:
+        client.replay()
+    out.put(([s.latencies.tobytes() for s in sinks], sum(s.closed for s in sinks), cpu, min(os.sched_getaffinity(0))))
     for client in clients:
         client.transport.abort()  # type: ignore[union-attr]
 
@@ -277,22 +327,16 @@ async def _admin(statement: str) -> None:
 
 
 class Server:
-    """``nve serve`` in a child process, pinned to one CPU, with the bench hook on."""
+    """A server under test in a child process, pinned to one CPU, up once its ``/healthz`` answers:
+    ``nve serve`` with the bench hook on (:meth:`nve`), or the Node peer (:meth:`node`)."""
 
-    def __init__(self, database: str, cpu: int | None, redis_url: str, data_dir: Path,
-                 script: Path | None = None, env: dict[str, str] | None = None) -> None:
-        """``env`` overrides the environment (e.g. ``NVE_WORKERS``, 0 here: no media workers)."""
-        self.port = _free_port()
+    def __init__(self, command: list[str], port: int, cpu: int | None, env: dict[str, str] | None = None) -> None:
+        """``command`` listens on 127.0.0.1:``port``; ``env`` is added to this process's environment."""
+        self.port = port
         self.url = f"http://127.0.0.1:{self.port}"
-        base, _, _ = PG_ADMIN.rpartition("/")
-        env = {**os.environ, "NVE_BENCH": "1", "DATABASE_URL": f"{base}/{database}", "REDIS_URL": redis_url,
-               "NVE_WORKERS": "0", **(env or {})}
-        entry = [str(script)] if script is not None else ["-m", "server.cli"]
-        command = [sys.executable, *entry, "--log-level", "WARNING", "serve", "--host", "127.0.0.1",
-                   "--port", str(self.port), "--data-dir", str(data_dir), "--no-access-log"]
         if cpu is not None:
             command = ["taskset", "-c", str(cpu), *command]
-        self.process = subprocess.Popen(command, env=env)
+        self.process = subprocess.Popen(command, env={**os.environ, **(env or {})})
         deadline = time.monotonic() + 60
         while True:
             try:
@@ -303,6 +347,26 @@ class Server:
                     self.stop()
                     raise RuntimeError("the server did not start") from None
                 time.sleep(0.1)
+
+    @classmethod
+    def nve(cls, database: str, cpu: int | None, redis_url: str, data_dir: Path,
+            script: Path | None = None, env: dict[str, str] | None = None) -> Server:
+        """``nve serve`` on ``database``; ``env`` overrides its environment (e.g. ``NVE_WORKERS``, 0
+        here: no media workers). ``script`` runs instead of ``python -m server.cli``."""
+        port = _free_port()
+        base, _, _ = PG_ADMIN.rpartition("/")
+        entry = [str(script)] if script is not None else ["-m", "server.cli"]
+        command = [sys.executable, *entry, "--log-level", "WARNING", "serve", "--host", "127.0.0.1",
+                   "--port", str(port), "--data-dir", str(data_dir), "--no-access-log"]
+        return cls(command, port, cpu, {"NVE_BENCH": "1", "DATABASE_URL": f"{base}/{database}",
+                                        "REDIS_URL": redis_url, "NVE_WORKERS": "0", **(env or {})})
+
+    @classmethod
+    def node(cls, cpu: int | None) -> Server:
+        """The journal's Node stack (``perf/peers/node-ws``, see :func:`node_peer_missing`)."""
+        port = _free_port()
+        return cls(["node", str(NODE_PEER / "server.js"), "--host", "127.0.0.1", "--port", str(port), "--quiet"],
+                   port, cpu)
 
     def bus_up(self) -> bool:
         """Whether this server is subscribed to the Redis bus (it subscribes in the background)."""
@@ -372,7 +436,7 @@ def run_round(servers: list[Server], clients: int, count: int, processes: int,
         worker.join(30)
     local, bus = array("d"), array("d")  # clients of the origin server, clients of the others
     closed = 0
-    for per_server, lost, _ in results:
+    for per_server, lost, _, _ in results:
         for index, raw in enumerate(per_server):
             (local if index == 0 else bus).frombytes(raw)
         closed += lost
@@ -388,7 +452,7 @@ def run_round(servers: list[Server], clients: int, count: int, processes: int,
         "bus_p50_ms": far["p50_ms"], "bus_p99_ms": far["p99_ms"],
         "rss_kib_per_conn": (rss_after - rss_before) / max(1, connected),
         "ping_p50_ms": ping["p50_ms"], "ping_p99_ms": ping["p99_ms"], "ping_max_ms": ping["max_ms"],
-        "pings": len(rtts), "closed_by_server": closed, **client_load(share for _, _, share in results),
+        "pings": len(rtts), "closed_by_server": closed, **client_load(per_cpu((cpu, share) for _, _, share, cpu in results)),
     }, {f"fan-out, {connected} clients on {len(servers)} node(s)": latencies,
         f"ping RTT, {connected} clients": rtts}
 
@@ -436,9 +500,20 @@ def open_target(stack: ExitStack, args: argparse.Namespace, env: dict[str, str] 
         return args.url, []
     server_cpu, client_cpus = pin_cpus(args.server_cpu)
     database, data_dir = stack.enter_context(scratch())
-    server = Server(database, server_cpu, args.redis_url, data_dir, args.server_script, env)
+    server = Server.nve(database, server_cpu, args.redis_url, data_dir, args.server_script, env)
     stack.callback(server.stop)
     return server.url, client_cpus
+
+
+def node_peer_missing() -> str | None:
+    """Why the Node peer cannot start (no ``node``, or its ``node_modules`` not installed), or None.
+    The harness never installs it itself: the message names the one command that does."""
+    if shutil.which("node") is None:
+        return "--peer node needs Node.js (v20 or later) on PATH: `node` was not found"
+    if not (NODE_PEER / "node_modules").is_dir():
+        return (f"--peer node: {NODE_PEER / 'node_modules'} is missing. Install it once (from the npm registry, "
+                f"the versions in package-lock.json) with:\n    npm ci --prefix {NODE_PEER}")
+    return None
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -446,20 +521,34 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--clients", default="100,1000,5000,10000", help="comma-separated N values")
     parser.add_argument("--count", type=int, default=50, help="broadcasts per round (K)")
     parser.add_argument("--processes", type=int, default=2, help="client processes")
+    parser.add_argument("--peer", choices=("nve", "node"), default="nve",
+                        help="the server under test: ours, or the journal's Node stack (perf/peers/node-ws)")
     add_server_args(parser)
     parser.add_argument("--nodes", default="1",
                         help="comma-separated server counts (e.g. 1,3): nodes sharing the database and Redis")
     add_output_args(parser)
     args = parser.parse_args(argv)
+    node_counts = [int(n) for n in args.nodes.split(",")]
+    if args.peer == "node":
+        if node_counts != [1]:
+            parser.error("--peer node runs one server (it has no cross-node bus): leave --nodes at 1")
+        if problem := node_peer_missing():
+            sys.exit(problem)
     server_cpu, client_cpus = pin_cpus(args.server_cpu)
     rows, raw = [], {}
-    with scratch() as (database, data_dir):
-        for nodes in (int(n) for n in args.nodes.split(",")):
+    with ExitStack() as stack:
+        start: Callable[[], Server]
+        if args.peer == "node":
+            start = functools.partial(Server.node, server_cpu)
+        else:
+            database, data_dir = stack.enter_context(scratch())
+            start = functools.partial(Server.nve, database, server_cpu, args.redis_url, data_dir, args.server_script)
+        for nodes in node_counts:
             for clients in (int(n) for n in args.clients.split(",")):
                 servers: list[Server] = []
                 try:
                     for _ in range(nodes):
-                        servers.append(Server(database, server_cpu, args.redis_url, data_dir, args.server_script))
+                        servers.append(start())
                     row, samples = run_round(servers, clients, args.count, args.processes, client_cpus)
                 finally:
                     for server in servers:
@@ -494,7 +583,8 @@ def start_clients(context: Any, target: Callable[..., None], total: int, process
 
 def _hold_idle(cpu: int | None, host: str, port: int, count: int, ready: multiprocessing.Queue,  # type: ignore[type-arg]
                go: multiprocessing.Event, out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
-    """Client process of ws-rtt: ``count`` connections held open (answering pings) until ``go``."""
+    """Client process of ws-rtt: ``count`` connections held open (answering pings) until ``go``;
+    then reports (its CPU, its CPU share) on ``out``."""
     if cpu is not None:
         os.sched_setaffinity(0, {cpu})
 
@@ -505,7 +595,7 @@ def _hold_idle(cpu: int | None, host: str, port: int, count: int, ready: multipr
         meter = CpuMeter()
         while not go.is_set():
             await asyncio.sleep(0.05)
-        out.put(meter.share())
+        out.put((min(os.sched_getaffinity(0)), meter.share()))
         for client in clients:
             client.transport.abort()  # type: ignore[union-attr]
 
@@ -541,7 +631,7 @@ def rtt_main(argv: list[str] | None = None) -> None:
         for worker in workers:
             worker.join(30)
     row = {"clients": connected, "pings": len(rtts), **summarize(rtts), "errors": 0 if rtts else 1,
-           **client_load(cpu)}
+           **client_load(per_cpu(cpu))}
     print(f"ws-rtt against {args.url or 'a server of its own'}: one JSON ping every 10 ms for "
           f"{args.duration:g} s, {connected} idle clients held open")
     print_table([row], list(row))

@@ -67,6 +67,18 @@ async def test_ws_rtt(redis_url: str, tmp_path: Path) -> None:
     assert row["clients"] == 20 and row["pings"] > 10
 
 
+async def test_ws_floor(tmp_path: Path) -> None:
+    rows = check_rows(await run_perf(tmp_path, "ws-floor", "--clients", "20,40", "--passes", "3", "--processes", "1",
+                                     "--server-cpu", "-1"),
+                      {"clients", "us_per_write_p50", "us_per_write_min", "sweep_ms_p50", "sweep_ms_min", "queued",
+                       "client_cpu", "client_saturated"})
+    assert [row["clients"] for row in rows] == [20, 40]
+    for row in rows:
+        assert 0 < row["us_per_write_min"] <= row["us_per_write_p50"], row
+        assert 0 < row["sweep_ms_min"] <= row["sweep_ms_p50"], row
+        assert row["queued"] == 0, row
+
+
 async def test_cache(tmp_path: Path) -> None:
     document = await run_perf(tmp_path, "cache", "--concurrency", "4", "--duration", "0.3", "--files", "10",
                               "--hot", "5", "--zipf-requests", "100")
