@@ -92,6 +92,20 @@ def _call(url: str, method: str, path: str, body: bytes | None = None,
         return error.code, None
 
 
+def open_media_target(stack: ExitStack, args: argparse.Namespace, name: str) -> tuple[str, list[int], Path]:
+    """The URL to load, the client CPUs, and a clip of ``args.clip_seconds`` to upload (gone
+    when ``stack`` closes). A server of its own gets ``args.workers`` media workers and rate
+    limits out of the way: the load, not the limiter, is what is measured."""
+    from tests.media.clips import make_clip
+
+    clip = make_clip(Path(stack.enter_context(tempfile.TemporaryDirectory())) / f"{name}.mp4",
+                     seconds=args.clip_seconds)
+    url, client_cpus = open_target(stack, args, {"NVE_WORKERS": str(args.workers),
+                                                 "NVE_RATE_LIMIT_WRITES": "100000000",
+                                                 "NVE_RATE_LIMIT_UPLOADS": "100000"})
+    return url, client_cpus, clip
+
+
 def upload_clip(url: str, clip: Path) -> str:
     """``POST /api/upload`` of ``clip`` (multipart, field ``video``); the stored filename."""
     boundary = uuid.uuid4().hex
@@ -256,14 +270,8 @@ def main(argv: list[str] | None = None) -> None:
     add_target_args(parser)
     add_output_args(parser)
     args = parser.parse_args(argv)
-    from tests.media.clips import make_clip
-
     with ExitStack() as stack:
-        clip = make_clip(Path(stack.enter_context(tempfile.TemporaryDirectory())) / "mixed.mp4",
-                         seconds=args.clip_seconds)
-        url, client_cpus = open_target(stack, args, {"NVE_WORKERS": str(args.workers),
-                                                     "NVE_RATE_LIMIT_WRITES": "100000000",
-                                                     "NVE_RATE_LIMIT_UPLOADS": "100000"})
+        url, client_cpus, clip = open_media_target(stack, args, "mixed")
         document, samples = run_mixed(url, args, client_cpus, clip)
     print(f"mixed against {url}: {document['followers']} followers, CRUD on {args.concurrency} connections, "
           f"{document['jobs']} copy trims, {args.duration:g} s; finals {document['finals_delivered']}/"

@@ -54,7 +54,6 @@ import multiprocessing
 import os
 import queue
 import statistics
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -70,11 +69,11 @@ import uvloop
 
 from perf.http_crud import EXPECT, request_factory, seed
 from perf.httpclient import Target, build_request, open_connection
-from perf.mixed import upload_clip
+from perf.mixed import open_media_target, upload_clip
 from perf.proctree import TreeSample, listening_pid, sample_tree
 from perf.stats import (CpuMeter, ProcessCpu, add_output_args, client_load, per_cpu, print_table, shares, summarize,
                         write_json)
-from perf.ws_bench import PG_ADMIN, Sink, add_target_args, connect_all, open_target, start_clients
+from perf.ws_bench import PG_ADMIN, Sink, add_target_args, connect_all, start_clients
 from server.ws.client import WsClient
 
 CRUD_KINDS = ("get", "list", "put", "post", "delete")
@@ -678,14 +677,8 @@ def main(argv: list[str] | None = None) -> None:
     add_target_args(parser)
     add_output_args(parser)
     args = parser.parse_args(argv)
-    from tests.media.clips import make_clip
-
     with ExitStack() as stack:
-        clip = make_clip(Path(stack.enter_context(tempfile.TemporaryDirectory())) / "soak.mp4",
-                         seconds=args.clip_seconds)
-        url, client_cpus = open_target(stack, args, {"NVE_WORKERS": str(args.workers),
-                                                     "NVE_RATE_LIMIT_WRITES": "100000000",
-                                                     "NVE_RATE_LIMIT_UPLOADS": "100000"})
+        url, client_cpus, clip = open_media_target(stack, args, "soak")
         print(f"soak against {url}: {args.clients} WebSocket clients, CRUD {args.crud_rate:g} req/s on "
               f"{args.concurrency} connections, {args.job_rate:g} jobs/s, {args.duration:g} s, a sample every "
               f"{args.sample_every:g} s")

@@ -237,8 +237,8 @@ async def _client_main(host: str, ports: list[int], count: int, expected: int, r
         clients += await connect_all(host, port, share, sink)
     ready.put(len(clients))
 
-    def received() -> int:
-        return sum(s.arrived for s in sinks)
+    def received() -> int:  # parsed before this process saw ``go`` and recorded since
+        return sum(len(s.latencies) + s.arrived for s in sinks)
 
     while not go.is_set():
         await asyncio.sleep(0.01)

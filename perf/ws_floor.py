@@ -3,8 +3,9 @@
     python -m perf ws-floor                                   # N = 100, 1000, 5000, 10000; 160-byte writes
     python -m perf ws-floor --clients 1000,5000 --size 1500 --passes 100
 
-A fan-out server makes one ``transport.write`` per client per message, and on loopback
-each write costs far more in the kernel than in Python: the TCP send, the receive path of
+A fan-out makes at least one ``transport.write`` per client (ours one per client and
+sweep, however many messages it carries), and on loopback each write costs far more in
+the kernel than in Python: the TCP send, the receive path of
 the peer socket (loopback runs it in the sender's context) and the wake-up of the reader,
 some 5-12 us on this machine (p50 6-9 us) against well under 1 us of interpreter. So no single-core
 server gets a message to every one of N clients faster than N such writes, and the p99 of
