@@ -34,22 +34,25 @@ if TYPE_CHECKING:
 Message = tuple[bytes, str, bool]
 """(frame, operationId, final) of one routed job message."""
 
+COMPACT_AFTER = 64
+"""Places of departed clients tolerated before they are swept out (or as many as clients)."""
+
 
 class _Member:
-    """A client's place in the group; ``gone`` once it left (its queue entry is then skipped)."""
+    """A client's place in the group; ``client`` is None once it left (the place is then
+    skipped where it stands, and dropped at the next compaction)."""
 
-    __slots__ = ("client", "cursor", "gone")
+    __slots__ = ("client", "cursor")
 
     def __init__(self, client: WsProtocol, cursor: int) -> None:
-        self.client = client
+        self.client: WsProtocol | None = client
         self.cursor = cursor
-        self.gone = False
 
 
 class Broadcast:
     """See the module docstring; the hub owns one per owner that has broadcast clients."""
 
-    __slots__ = ("clients", "_log", "_base", "_behind", "_current", "_joined")
+    __slots__ = ("clients", "_log", "_base", "_behind", "_current", "_joined", "_left")
 
     def __init__(self) -> None:
         self.clients: dict[WsProtocol, _Member] = {}
@@ -58,6 +61,7 @@ class Broadcast:
         self._behind: deque[_Member] = deque()  # to be written, in the order they fell behind
         self._current: list[_Member] = []  # written up to the log's end
         self._joined: dict[int, bytes] = {}  # cursor -> the frames from there to the end, joined
+        self._left = 0  # places of clients gone, still in _behind or _current
 
     @property
     def end(self) -> int:
@@ -80,7 +84,17 @@ class Broadcast:
         member = self.clients.pop(client, None)
         if member is None:
             return []
-        member.gone = True
+        member.client = None
+        self._left += 1
+        if self._left > max(COMPACT_AFTER, len(self.clients)):
+            # Clients come and go while no message is routed: without this their places would
+            # pile up (amortized O(1) a departure: one pass over the places per as many of them).
+            # In place: a write in progress holds these two.
+            behind = [m for m in self._behind if m.client is not None]
+            self._behind.clear()
+            self._behind.extend(behind)
+            self._current[:] = [m for m in self._current if m.client is not None]
+            self._left = 0
         return self._log[member.cursor - self._base:]
 
     def route(self, frame: bytes, operation_id: str, final: bool) -> bool:
@@ -103,7 +117,9 @@ class Broadcast:
         end = base + len(log)
         while behind and written < budget:
             member = behind.popleft()
-            if member.gone:
+            client = member.client
+            if client is None:
+                self._left -= 1
                 continue
             cursor = member.cursor
             member.cursor = end
@@ -111,7 +127,6 @@ class Broadcast:
             data = joined.get(cursor)
             if data is None:
                 data = joined[cursor] = b"".join([message[0] for message in log[cursor - base:]])
-            client = member.client
             if not client.write_broadcast(data):
                 for frame, operation_id, final in log[cursor - base:]:
                     client.send_job(operation_id, frame, final)
@@ -123,7 +138,5 @@ class Broadcast:
     def _empty(self) -> None:
         # Nobody is behind: every client has been written the whole log.
         self._base = self.end
-        self._log = []
+        self._log.clear()
         self._joined.clear()
-        if len(self._current) > 2 * len(self.clients):  # drop the places of clients gone
-            self._current = [member for member in self._current if not member.gone]

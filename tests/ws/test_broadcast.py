@@ -149,6 +149,27 @@ def test_a_group_without_clients_keeps_nothing() -> None:
     assert group.write(10) == 0 and not group.writing and group._log == []
 
 
+def test_clients_coming_and_going_with_no_message_leave_no_places_behind() -> None:
+    group, stayers = group_of(3)
+    for _ in range(10_000):  # a day of reconnects on an idle server
+        client = Recorder()
+        group.add(client)  # type: ignore[arg-type]
+        group.remove(client)  # type: ignore[arg-type]
+    assert len(group._current) + len(group._behind) <= 3 + 64 + 1
+    group.route(b"a", "op", False)
+    group.write(3)
+    group.remove(stayers[0])  # type: ignore[arg-type]  (mid-sweep: the places are swept in place)
+    for _ in range(200):
+        client = Recorder()
+        group.add(client)  # type: ignore[arg-type]
+        group.remove(client)  # type: ignore[arg-type]
+    group.route(b"b", "op", False)
+    while group.writing:
+        group.write(2)
+    assert stayers[1].writes == stayers[2].writes == [b"a", b"b"]
+    assert len(group._current) + len(group._behind) <= 2 + 64 + 1
+
+
 def test_a_client_that_leaves_and_comes_back_is_written_once() -> None:
     group, clients = group_of(2)
     group.route(b"a", "op", False)
