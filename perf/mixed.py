@@ -45,7 +45,7 @@ import uvloop
 
 from perf.http_crud import run_scenario, seed
 from perf.httpclient import Target
-from perf.stats import CpuMeter, add_output_args, client_load, per_cpu, print_table, summarize, write_json
+from perf.stats import CpuMeter, add_output_args, client_load, own_cpu, per_cpu, print_table, summarize, write_json
 from perf.ws_bench import Sink, add_target_args, connect_all, open_target, start_clients
 
 FINISHED = ("done", "failed", "cancelled")
@@ -75,7 +75,7 @@ def _follow(cpu: int | None, host: str, port: int, count: int, ready: multiproce
         for arrival, payload in sink.finals:
             message = json.loads(payload)
             finals.append((arrival, message["data"]["operationId"], message["type"]))
-        out.put((sink.latencies.tobytes(), finals, sink.closed, min(os.sched_getaffinity(0)), share))
+        out.put((sink.latencies.tobytes(), finals, sink.closed, own_cpu(), share))
         for client in clients:
             client.transport.abort()  # type: ignore[union-attr]
 
@@ -234,7 +234,7 @@ def run_mixed(url: str, args: argparse.Namespace, client_cpus: list[int], clip: 
                      "errors": bench_failures})
     # The CRUD processes (run_scenario's, unpinned) run on this process's CPUs; its figure is its busiest one's.
     load = per_cpu([(cpu, share) for *_, cpu, share in reports]
-                   + [(min(os.sched_getaffinity(0)), crud_row["client_cpu"] / 100)])  # type: ignore[operator]
+                   + [(own_cpu(), crud_row["client_cpu"] / 100)])  # type: ignore[operator]
     errors = sum(int(row.get("errors", 0)) for row in rows) + closed
     document = {
         "url": url, "followers": connected, "duration_s": duration, "jobs": len(posted),

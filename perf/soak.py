@@ -71,8 +71,8 @@ from perf.http_crud import EXPECT, request_factory, seed
 from perf.httpclient import Target, build_request, open_connection
 from perf.mixed import open_media_target, upload_clip
 from perf.proctree import TreeSample, listening_pid, sample_tree
-from perf.stats import (CpuMeter, ProcessCpu, add_output_args, client_load, per_cpu, print_table, shares, summarize,
-                        write_json)
+from perf.stats import (CpuMeter, ProcessCpu, add_output_args, client_load, own_cpu, per_cpu, print_table, shares,
+                        summarize, write_json)
 from perf.ws_bench import PG_ADMIN, Sink, add_target_args, connect_all, start_clients
 from server.ws.client import WsClient
 
@@ -124,7 +124,7 @@ def _follow(cpu: int | None, host: str, port: int, count: int, out: multiprocess
             await asyncio.sleep(REPORT_EVERY)
         drain()
         off = sum(1 for finals in per_client if finals != len(per_operation))
-        out.put(("ws-end", os.getpid(), dict(per_operation), off, min(os.sched_getaffinity(0)), meter.share()))
+        out.put(("ws-end", os.getpid(), dict(per_operation), off, own_cpu(), meter.share()))
         for client in clients:
             client.transport.abort()  # type: ignore[union-attr]
 
@@ -214,7 +214,7 @@ def _crud(url: str, ids: list[int], connections: int, rate: float, out: multipro
         running = False
         await asyncio.gather(*loops)
         out.put(("crud", os.getpid(), counters))
-        out.put(("crud-end", os.getpid(), min(os.sched_getaffinity(0)), meter.share()))
+        out.put(("crud-end", os.getpid(), own_cpu(), meter.share()))
 
     uvloop.run(run())
 

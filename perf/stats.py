@@ -73,6 +73,12 @@ def shares(total: int, parts: int) -> list[int]:
     return [total // parts + (1 if index < total % parts else 0) for index in range(parts)]
 
 
+def own_cpu() -> int:
+    """The CPU this process's load is counted on by :func:`per_cpu` (a client process is
+    pinned to one; an unpinned one is counted on the lowest it may use)."""
+    return min(os.sched_getaffinity(0))
+
+
 def per_cpu(loads: Iterable[tuple[int, float]]) -> list[float]:
     """(CPU, share) of each client process -> the total share of each CPU: two processes
     pinned to one CPU at 48 % each have saturated it."""

@@ -69,7 +69,8 @@ from typing import Any
 import uvloop
 
 from perf.httpclient import Target
-from perf.stats import CpuMeter, add_output_args, client_load, per_cpu, print_table, shares, summarize, write_json
+from perf.stats import (CpuMeter, add_output_args, client_load, own_cpu, per_cpu, print_table, shares, summarize,
+                        write_json)
 
 PG_ADMIN = os.environ.get("NVE_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 SENT_AT = b'"sentAt":'
@@ -256,7 +257,7 @@ async def _client_main(host: str, ports: list[int], count: int, expected: int, r
     cpu = meter.share() if received() else 0.0
     for client in clients:
         client.replay()
-    out.put(([s.latencies.tobytes() for s in sinks], sum(s.closed for s in sinks), cpu, min(os.sched_getaffinity(0))))
+    out.put(([s.latencies.tobytes() for s in sinks], sum(s.closed for s in sinks), cpu, own_cpu()))
     for client in clients:
         client.transport.abort()  # type: ignore[union-attr]
 
@@ -452,7 +453,8 @@ def run_round(servers: list[Server], clients: int, count: int, processes: int,
         "bus_p50_ms": far["p50_ms"], "bus_p99_ms": far["p99_ms"],
         "rss_kib_per_conn": (rss_after - rss_before) / max(1, connected),
         "ping_p50_ms": ping["p50_ms"], "ping_p99_ms": ping["p99_ms"], "ping_max_ms": ping["max_ms"],
-        "pings": len(rtts), "closed_by_server": closed, **client_load(per_cpu((cpu, share) for _, _, share, cpu in results)),
+        "pings": len(rtts), "closed_by_server": closed,
+        **client_load(per_cpu((cpu, share) for _, _, share, cpu in results)),
     }, {f"fan-out, {connected} clients on {len(servers)} node(s)": latencies,
         f"ping RTT, {connected} clients": rtts}
 
@@ -595,7 +597,7 @@ def _hold_idle(cpu: int | None, host: str, port: int, count: int, ready: multipr
         meter = CpuMeter()
         while not go.is_set():
             await asyncio.sleep(0.05)
-        out.put((min(os.sched_getaffinity(0)), meter.share()))
+        out.put((own_cpu(), meter.share()))
         for client in clients:
             client.transport.abort()  # type: ignore[union-attr]
 

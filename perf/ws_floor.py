@@ -45,7 +45,7 @@ import time
 
 import uvloop
 
-from perf.stats import CpuMeter, add_output_args, client_load, per_cpu, percentile, print_table, write_json
+from perf.stats import CpuMeter, add_output_args, client_load, own_cpu, per_cpu, percentile, print_table, write_json
 from perf.ws_bench import pin_cpus, start_clients
 
 HOST = "127.0.0.1"
@@ -85,7 +85,7 @@ async def _read(port: int, count: int, ready: multiprocessing.Queue,  # type: ig
     meter = CpuMeter()
     while not stop.is_set():
         await asyncio.sleep(0.01)
-    out.put((min(os.sched_getaffinity(0)), meter.share()))
+    out.put((own_cpu(), meter.share()))
     for transport in transports:
         transport.abort()
 

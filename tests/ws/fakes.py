@@ -1,4 +1,5 @@
-"""A stand-in for an asyncio transport: records writes, and can play a peer that stops reading."""
+"""A stand-in for an asyncio transport (records writes, can play a peer that stops reading),
+and the data of the job messages the hub tests publish."""
 
 from __future__ import annotations
 
@@ -122,3 +123,13 @@ def connect(hub: Hub, reading: bool = True, owner: str | None = LOCAL) -> tuple[
 def send(client: WsProtocol, message: Any) -> None:
     payload = message if isinstance(message, bytes) else json.dumps(message).encode()
     client.data_received(client_frame(TEXT, payload))
+
+
+def progress(op: str, value: float) -> dict[str, object]:
+    """A trim's ``progress`` data."""
+    return {"operationId": op, "operation": "trim", "progress": value}
+
+
+def done(op: str) -> dict[str, object]:
+    """A ``complete``'s data."""
+    return {"operationId": op, "result": {"filename": f"{op}.mp4", "url": f"/videos/{op}.mp4"}}

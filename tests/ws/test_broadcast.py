@@ -14,7 +14,7 @@ import pytest
 from server.ws import hub as hub_module
 from server.ws.broadcast import Broadcast
 from server.ws.hub import Hub
-from tests.ws.fakes import connect, flushed, send
+from tests.ws.fakes import connect, flushed, progress, send
 
 
 class Recorder:
@@ -188,10 +188,6 @@ def test_a_client_that_leaves_and_comes_back_is_written_once() -> None:
 def chunk_of_two(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(hub_module, "FLUSH_SLICE", 0.0)
     monkeypatch.setattr(hub_module, "FLUSH_STEP", 2)
-
-
-def progress(op: str, value: float) -> dict[str, object]:
-    return {"operationId": op, "operation": "trim", "progress": value}
 
 
 async def test_one_write_per_client_per_sweep_through_the_hub() -> None:

@@ -12,16 +12,8 @@ from core.access.owners import LOCAL
 from server.ws.hub import Hub
 from server.ws.messages import WELCOME_TEXT, BadMessage, Envelope, job_envelope
 from server.ws.settings import WsSettings
-from tests.ws.fakes import connect, flushed, send
+from tests.ws.fakes import connect, done, flushed, progress, send
 from tests.ws.frames import PONG, TEXT, client_frame
-
-
-def progress(op: str, value: float) -> dict[str, object]:
-    return {"operationId": op, "operation": "trim", "progress": value}
-
-
-def done(op: str) -> dict[str, object]:
-    return {"operationId": op, "result": {"filename": f"{op}.mp4", "url": f"/videos/{op}.mp4"}}
 
 
 async def test_welcome_carries_a_client_id() -> None:

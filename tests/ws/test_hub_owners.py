@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from server.ws.hub import Hub
 from server.ws.messages import Envelope, job_envelope
-from tests.ws.fakes import connect, flushed, send
-from tests.ws.test_hub import done, progress
+from tests.ws.fakes import connect, done, flushed, progress, send
 
 ALICE = "tenant:alice"
 BOB = "tenant:bob"
