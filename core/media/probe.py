@@ -9,12 +9,16 @@ real (non text-art) codec, a positive duration and a first frame that decodes.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
+from fractions import Fraction
 from typing import Any
 
 import av
 
+from core.media.derived import cache_path, read_json, write_json
 from core.media.errors import CorruptMedia, UnsupportedMedia
+from ext.remux import index_packets
 
 # Demuxers that accept almost any bytes, and the "video" codecs they expose.
 _CATCH_ALL_FORMATS = frozenset({"bin", "tty", "idf", "adf", "xbin", "data"})
@@ -82,49 +86,193 @@ def media_duration(path: str | os.PathLike[str]) -> float:
         return container_duration(container)
 
 
-def display_rotation(container: av.container.InputContainer, stream: av.video.stream.VideoStream,
-                     name: str) -> int:
-    """Decode the next frame (the proof the stream is real) and return its display rotation
-    (degrees counter-clockwise; PyAV exposes the display matrix only on frames)."""
+# Codecs and containers every major browser plays in a <video> element (Chromium, Firefox,
+# Safari): anything else gets a browser proxy (core.media.proxy). H.264 only in 8-bit 4:2:0.
+BROWSER_VIDEO = frozenset({"h264", "vp8", "vp9", "av1"})
+BROWSER_AUDIO = frozenset({"aac", "mp3", "opus", "vorbis", "flac"})
+BROWSER_FORMATS = ("mov,mp4", "matroska,webm")
+BROWSER_H264_PIXELS = frozenset({"yuv420p", "yuvj420p"})
+
+# A file whose packets end this much before its header's duration is truncated.
+TRUNCATION_TOLERANCE = 0.5
+TRUNCATION_SHARE = 0.02
+# Frame steps differing by more than this (s) are a variable rate, not timestamp rounding.
+VFR_JITTER = 0.0015
+
+
+def first_frame(container: av.container.InputContainer, stream: av.video.stream.VideoStream,
+                name: str) -> av.VideoFrame:
+    """Decode the first frame (the proof the stream is real; rotation is only on frames).
+
+    Call on a container just opened: the decoder is set up here, before its first use.
+    """
     # Slice threading on purpose: frame threading would have to queue a frame per
     # thread before the first one comes out.
     stream.codec_context.thread_type = "SLICE"
     try:
         for packet in container.demux(stream):
             for frame in packet.decode():
-                return int(round(frame.rotation)) % 360
+                return frame
     except av.FFmpegError as error:
         raise CorruptMedia(f"{name}: its first video frame cannot be decoded ({error.strerror})") from error
     raise CorruptMedia(f"{name}: its video stream holds no decodable frame")
 
 
+@dataclass(frozen=True)
+class Timeline:
+    """Where a file's timeline starts on its clock, and how its picture is shown.
+
+    Every operation takes and reports times on the timeline: 0 is the first presented
+    video frame, wherever the container's clock starts (hours into a broadcast TS, a few
+    ms into a WebM, later than the first packet with B-frames). Convert with
+    :meth:`ticks` before comparing with a stream's timestamps and :meth:`seconds` after.
+    """
+
+    origin: float
+    """Container seconds of timeline 0."""
+    rotation: int
+    """Display rotation, degrees counter-clockwise (0/90/180/270)."""
+    sample_aspect: Fraction
+    """Width of a stored pixel over its height (1 for square pixels)."""
+
+    @classmethod
+    def of(cls, info: dict[str, Any]) -> Timeline:
+        """The timeline a :func:`probe` result describes."""
+        return cls(info["start_time"], info["rotation"], Fraction(info["sample_aspect"].replace(":", "/")))
+
+    def ticks(self, seconds: float, stream: av.stream.Stream) -> int:
+        """Timeline ``seconds`` as a timestamp of ``stream``."""
+        return round((seconds + self.origin) / stream.time_base)
+
+    def seconds(self, ticks: int, stream: av.stream.Stream) -> float:
+        """A timestamp of ``stream`` in timeline seconds."""
+        return float(ticks * stream.time_base) - self.origin
+
+
+def timeline_of(path: str | os.PathLike[str]) -> Timeline:
+    """The :class:`Timeline` of a video file (from its description)."""
+    return Timeline.of(described(path))
+
+
+def sample_aspect(frame: av.VideoFrame, stream: av.video.stream.VideoStream) -> Fraction:
+    """The pixel aspect of ``stream`` (1 where unknown), from a decoded frame or the header."""
+    return Fraction(stream.sample_aspect_ratio or stream.codec_context.sample_aspect_ratio or 1) or Fraction(1)
+
+
+def _ratio(value: Fraction) -> str:
+    return f"{value.numerator}:{value.denominator}"
+
+
+def browser_playable(format_name: str, codec: str, pix_fmt: str | None, audio_codec: str | None) -> bool:
+    """Whether the major browsers play this file as it is (else it needs a proxy)."""
+    if not format_name.startswith(BROWSER_FORMATS) or codec not in BROWSER_VIDEO:
+        return False
+    if codec == "h264" and pix_fmt not in BROWSER_H264_PIXELS:
+        return False
+    return audio_codec is None or audio_codec in BROWSER_AUDIO
+
+
 def probe(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Describe a video file, or raise UnsupportedMedia / CorruptMedia saying why not.
 
-    Returns ``duration`` (s), ``width``, ``height``, ``codec``, ``fps`` (average, float),
-    ``bitrate`` (bit/s of the whole file, None if unknown), ``audio_codec``,
-    ``audio_channels``, ``audio_rate`` (None without audio), ``rotation`` (display
-    rotation in degrees counter-clockwise, 0/90/180/270), ``format`` (FFmpeg's demuxer
-    name, e.g. ``"mov,mp4,m4a,3gp,3g2,mj2"``) and ``has_audio``.
+    A deep probe: every packet of the video and first audio stream is read (not decoded),
+    because headers lie or are missing (a stream-written WebM has no duration, a broadcast
+    TS clock starts hours in, a truncated MP4 keeps its index). Times are on the file's
+    TIMELINE: 0 is the first presented video frame, whatever the container's clock.
+
+    Returns ``duration`` (s, the later of the video and audio ends), ``width``/``height``
+    (stored), ``codec``, ``fps`` (average, float), ``bitrate`` (bit/s, None if unknown),
+    ``audio_codec``, ``audio_channels``, ``audio_rate`` (None without audio), ``rotation``
+    (display rotation, degrees counter-clockwise, 0/90/180/270), ``format`` (FFmpeg's demuxer
+    name), ``has_audio``, and: ``start_time`` (container clock of timeline 0, s),
+    ``audio_offset`` (timeline s where the audio starts, None without), ``sample_aspect``
+    and ``display_aspect`` (``"W:H"``), ``display_width``/``display_height`` (as shown:
+    sample aspect and rotation applied), ``frames``, ``keyframes`` (counts), ``keyframe_interval``
+    (longest, s), ``intra_only``, ``vfr``, ``pix_fmt``, ``header_duration`` (what the container
+    claims, None if nothing), ``browser_playable``.
     """
     name = Path(path).name
     with open_input(path) as container:
-        stream, duration = validated(container, name)
+        stream = video_stream(container, name)
         ctx = stream.codec_context
-        rate = stream.average_rate or stream.guessed_rate
+        frame = first_frame(container, stream, name)
         audio = container.streams.audio[0] if container.streams.audio else None
-        info: dict[str, Any] = {
+        header = container_duration(container) or None
+        container.seek(0, backward=True)
+        scan = index_packets(container.demux(*(s for s in (stream, audio) if s is not None)),
+                             stream.index, audio.index if audio is not None else -1)
+        if scan["origin"] is None:
+            raise CorruptMedia(f"{name}: its video stream holds no keyframe")
+        tick = stream.time_base
+        origin = scan["origin"] * tick
+        video_end = float(scan["video_end"] * tick - origin)
+        audio_offset = audio_end = None
+        if audio is not None and scan["audio_start"] is not None:
+            audio_offset = float(scan["audio_start"] * audio.time_base - origin)
+            audio_end = float(scan["audio_end"] * audio.time_base - origin)
+        duration = max(video_end, audio_end or 0.0)
+        container_start = (container.start_time or 0) / av.time_base
+        if header is not None:
+            promised = header - max(0.0, float(origin) - container_start)
+            if duration < promised - max(TRUNCATION_TOLERANCE, TRUNCATION_SHARE * promised):
+                raise CorruptMedia(f"{name} is truncated or damaged: its data ends at {duration:.2f} s "
+                                   f"although its header promises {promised:.2f} s")
+        if duration <= 0:
+            raise CorruptMedia(f"{name} has no usable duration")
+        frames, keys = scan["frames"], scan["keyframes"]
+        steps = [b - a for a, b in zip(frames, frames[1:])]
+        rate = stream.average_rate or stream.guessed_rate
+        sar = sample_aspect(frame, stream)
+        rotation = int(round(frame.rotation)) % 360
+        shown_w = max(2, round(ctx.width * sar / 2) * 2) if sar != 1 else ctx.width
+        display_w, display_h = (ctx.height, shown_w) if rotation % 180 == 90 else (shown_w, ctx.height)
+        has_audio = audio is not None and audio_offset is not None
+        audio_codec = audio.codec_context.name if has_audio else None
+        return {
             "duration": round(duration, 6),
             "width": ctx.width,
             "height": ctx.height,
             "codec": ctx.name,
             "fps": round(float(rate), 3) if rate else None,
             "bitrate": container.bit_rate or None,
-            "audio_codec": audio.codec_context.name if audio else None,
-            "audio_channels": audio.codec_context.channels if audio else None,
-            "audio_rate": audio.codec_context.sample_rate if audio else None,
+            "audio_codec": audio_codec,
+            "audio_channels": audio.codec_context.channels if has_audio else None,
+            "audio_rate": audio.codec_context.sample_rate if has_audio else None,
             "format": container.format.name,
-            "has_audio": audio is not None,
+            "has_audio": has_audio,
+            "rotation": rotation,
+            "start_time": round(float(origin), 6),
+            "audio_offset": round(audio_offset, 6) if has_audio else None,
+            "sample_aspect": _ratio(sar),
+            "display_aspect": _ratio(Fraction(display_w, display_h)),
+            "display_width": display_w,
+            "display_height": display_h,
+            "pix_fmt": ctx.pix_fmt,
+            "frames": len(frames),
+            "keyframes": len(keys),
+            "keyframe_interval": round(float(max((b - a for a, b in zip(keys, keys[1:] + [scan["video_end"]])),
+                                                 default=0) * tick), 6),
+            "intra_only": len(keys) == len(frames),
+            "vfr": bool(steps) and float((max(steps) - min(steps)) * tick) > VFR_JITTER,
+            "header_duration": round(header, 6) if header is not None else None,
+            "browser_playable": browser_playable(container.format.name, ctx.name, ctx.pix_fmt, audio_codec),
         }
-        info["rotation"] = display_rotation(container, stream, name)
-        return info
+
+
+DESCRIPTION = "probe.json"
+
+
+def described(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """:func:`probe` of ``path``, read from its stored description when that is fresh.
+
+    Ingest stores the description of every upload (:func:`describe`), so no later
+    operation reads the whole file again; files nobody stored one for are probed now.
+    """
+    return read_json(path, DESCRIPTION) or probe(path)
+
+
+def describe(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """:func:`probe` ``path`` and store the description beside it for :func:`described`."""
+    info = probe(path)
+    write_json(cache_path(path, DESCRIPTION), info)
+    return info

@@ -33,9 +33,9 @@ from av.container import InputContainer
 
 from core.media.decode import TolerantDecoder
 from core.media.errors import CorruptMedia, InvalidRequest, MediaError
-from core.media.gop import GopMap, check_delivered, scan_gops
+from core.media.gop import GopMap, check_delivered, scan_gops, seek_before
 from core.media.output import open_output
-from core.media.probe import display_rotation, open_input
+from core.media.probe import Timeline, open_input
 from ext.nal import annexb_to_length_prefixed, avcc_length_size, avcc_parameter_sets
 from ext.progress import Throttle
 from ext.remux import Track, copy_packets, mux_packets
@@ -94,7 +94,7 @@ def _frames(source: _Source, seek_to: int, lo: int, hi: int) -> Iterator[av.Vide
     with open_input(source.path) as container:
         video = container.streams.video[0]
         decoder = TolerantDecoder(video, source.name)
-        container.seek(seek_to, stream=video, backward=True)
+        seek_before(container, video, seek_to)
         packets = itertools.takewhile(lambda packet: packet.dts is None or packet.dts < hi,
                                       container.demux(video))
         try:
@@ -135,7 +135,7 @@ def _middle(source: _Source, k1: int, k2: int, origin: int, out: av.video.stream
     """The whole GOPs [k1, k2) copied, the source's SPS/PPS prepended to the first."""
     with open_input(source.path) as container:
         video = container.streams.video[0]
-        container.seek(k1, stream=video, backward=True)
+        seek_before(container, video, k1)
         track = Track(out, k1, k2, origin, float(video.time_base), True)
         timed = copy_packets(container.demux(video), {video.index: track})
         for position, packet in timed:
@@ -183,20 +183,24 @@ def _full_video(source: _Source, gops: GopMap, first: int, end: int,
         yield packet.pts * seconds, packet
 
 
-def _audio(source: _Source, start: float, end: float,
+def _audio(source: _Source, timeline: Timeline, start: float, end: float,
            out: av.audio.stream.AudioStream) -> Iterator[Timed]:
-    """The first audio stream's [start, end) decoded, cut to the sample, re-encoded."""
+    """The first audio stream's [start, end) (timeline s) decoded, cut to the sample, re-encoded.
+
+    Audio that begins after ``start`` (a recording whose sound starts late) keeps its
+    offset: the output's audio starts that much after its video, as in the source.
+    """
     rate = out.codec_context.sample_rate
     seconds = 1 / rate
-    written = 0
+    written = None
     with open_input(source.path) as container:
         audio = container.streams.audio[0]
         decoder = TolerantDecoder(audio, source.name)
-        container.seek(round(start / audio.time_base), stream=audio, backward=True)
+        seek_before(container, audio, timeline.ticks(start, audio))
         for frame in decoder.frames(container.demux(audio), source.check):
             if frame.pts is None:
                 continue
-            begin = float(frame.pts * frame.time_base)
+            begin = timeline.seconds(frame.pts, audio)
             if begin >= end:
                 break
             lo = max(0, round((start - begin) * frame.sample_rate))
@@ -208,6 +212,8 @@ def _audio(source: _Source, start: float, end: float,
             cut = av.AudioFrame.from_ndarray(frame.to_ndarray()[:, lo * channels:hi * channels],
                                              format=frame.format.name, layout=frame.layout.name)
             cut.sample_rate = rate
+            if written is None:
+                written = round((begin - start) * rate) + lo
             cut.pts = written
             cut.time_base = Fraction(1, rate)
             written += hi - lo
@@ -217,30 +223,29 @@ def _audio(source: _Source, start: float, end: float,
         yield max(packet.pts * seconds, 0.0), packet
 
 
-def smart_cut(source: InputContainer, dst: str | os.PathLike[str], start: float, end: float,
-              throttle: Throttle, offset: float = 0.0, splice: bool = True) -> dict[str, float]:
-    """Write [start, end) of the open ``source`` frame-accurately to MP4 ``dst``.
+def smart_cut(source: InputContainer, timeline: Timeline, dst: str | os.PathLike[str], start: float,
+              end: float, throttle: Throttle, offset: float = 0.0, splice: bool = True) -> dict[str, float]:
+    """Write [start, end) (timeline s) of the open ``source`` frame-accurately to MP4 ``dst``.
 
-    Returns the cut used, ``{"start", "end"}`` in seconds of the source: ``start`` is
+    Returns the cut used, ``{"start", "end"}`` in timeline seconds: ``start`` is
     the first frame kept (the first at or after the asked start), ``end`` the asked end.
     ``throttle`` sees ``offset`` + output seconds as packets are muxed. ``splice=False``
     forces the full re-encode where the smart cut would apply (perf/media_bench.py).
     """
     name = Path(source.name).name
     video = source.streams.video[0]
-    tick = video.time_base
-    lo, hi = round(start / tick), round(end / tick)
+    lo, hi = timeline.ticks(start, video), timeline.ticks(end, video)
     gops = scan_gops(source, video, lo, hi)
     wanted = gops.frames_within(lo, hi)
     if not wanted:
         raise InvalidRequest("startTime/endTime: no video frame falls in that range")
     if not gops.reached:
-        check_delivered(video, float(gops.end * tick), end, name)
+        check_delivered(video, timeline, timeline.seconds(gops.end, video), end, name)
     first = wanted[0]
     has_audio = bool(source.streams.audio)
     splice = splice and _can_splice(video, gops.keyframes_within(first, hi))
     decoded = _Source(source.name, throttle.check)
-    cut_start = float(first * tick)
+    cut_start = timeline.seconds(first, video)
     with open_output(dst) as output:
         if splice:
             vout = output.add_stream_from_template(video)
@@ -248,13 +253,12 @@ def smart_cut(source: InputContainer, dst: str | os.PathLike[str], start: float,
         else:
             vout = output.add_stream("libx264", rate=video.average_rate or video.guessed_rate)
             vout.width, vout.height, vout.pix_fmt = video.codec_context.width, video.codec_context.height, "yuv420p"
-            vout.codec_context.time_base = tick
+            vout.codec_context.time_base = video.time_base
+            vout.codec_context.sample_aspect_ratio = timeline.sample_aspect
             vout.thread_type = "AUTO"
             vout.codec_context.options = X264_OPTIONS
-            source.seek(first, stream=video, backward=True)
-            rotation = display_rotation(source, video, name)
-            if rotation:
-                vout.set_display_rotation(rotation)
+            if timeline.rotation:
+                vout.set_display_rotation(timeline.rotation)
             packets = _full_video(decoded, gops, first, hi, vout)
         streams = [packets]
         if has_audio:
@@ -262,7 +266,7 @@ def smart_cut(source: InputContainer, dst: str | os.PathLike[str], start: float,
             aout = output.add_stream("aac", rate=template.sample_rate, layout=template.layout.name)
             aout.bit_rate = AUDIO_BIT_RATE
             aout.thread_type = "AUTO"
-            streams.append(_audio(decoded, cut_start, end, aout))
+            streams.append(_audio(decoded, timeline, cut_start, end, aout))
         mux_packets(output, heapq.merge(*streams, key=lambda timed: timed[0]), throttle, offset)
     if len(wanted) - decoded.frames > decoded.errors + 2:
         raise CorruptMedia(f"{name}: only {decoded.frames} of the {len(wanted)} video frames "

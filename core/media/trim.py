@@ -6,13 +6,18 @@ it begins at the keyframe at or before ``start`` and the result says so. FFmpeg'
 that the presented file starts exactly at ``start``; players that ignore edit lists then
 start up to one GOP early, and a "30 s" trim of a GOP-300 file held 40 s of stored video.
 Here nothing is hidden: the output is stored and presented from the keyframe, and
-``cut.start`` is that keyframe's time. The end needs no keyframe: the copy stops at the
-first frame at or after ``end`` in decode order (B-frames keep the reference frame they
-need, which may show a frame or two past ``end``; ``cut.end`` reports where it really
-stops).
+``cut.start`` is that keyframe's time. The end needs no keyframe: the copy stops where
+every frame shown before ``end`` has been copied and the next one would be shown at or
+after it (ext.remux.Track), so the picture has no hole, and ``cut.end`` reports where
+it really stops (within a frame of ``end``).
 
 ``mode="accurate"`` (core.media.smartcut) re-encodes only the partial GOPs at the two
 edges and copies the whole GOPs between them; its output is within a frame of the range.
+
+Times are timeline seconds (core.media.probe.Timeline): 0 is the first presented frame,
+whatever the container's clock says, so a TS whose clock starts hours in or a WebM whose
+first keyframe is at 7 ms cut like any MP4. An all-intra source (ProRes, MJPEG) has a
+keyframe on every frame, so copy cuts it at any frame.
 """
 
 from __future__ import annotations
@@ -25,15 +30,18 @@ from typing import Any
 
 from av.container import InputContainer
 
-from core.media.errors import InvalidRequest, UnsupportedMedia
-from core.media.gop import check_delivered, scan_gops
+from core.media.errors import InvalidRequest
+from core.media.gop import check_delivered, scan_gops, seek_before
 from core.media.output import atomic_output, open_output
-from core.media.probe import media_duration, open_input, validated
+from core.media.probe import Timeline, described, media_duration, open_input
 from core.media.smartcut import smart_cut
 from ext.progress import Throttle
-from ext.remux import Track, copy_packets, mux_packets
+from ext.remux import Track, copy_packets, mux_packets, video_stop
 
 MODES = ("copy", "accurate")
+# Codecs MP4 holds as they are (FFmpeg's mp4 muxer), so a copy cut can keep them.
+MP4_COPY_CODECS = frozenset({"h264", "hevc", "av1", "vp9", "mpeg4", "mpeg2video", "mpeg1video",
+                             "aac", "mp3", "opus", "flac", "alac", "ac3", "eac3"})
 
 Progress = Callable[[float, str | None], None] | None  # see core.media
 ShouldCancel = Callable[[], bool] | None
@@ -68,74 +76,93 @@ def check_range(start: float, end: float, duration: float,
     return float(start), float(min(end, duration))
 
 
-def keyframe_at_or_before(source: InputContainer, seconds: float) -> float:
+def copyable(source: InputContainer) -> bool:
+    """Whether the streams a cut copies (the video, the first audio) fit MP4 as they are.
+
+    MP4 holds neither ProRes, DNxHD, PCM nor VP8: such a source is re-encoded instead
+    (the frame-accurate path), so every cut succeeds and plays anywhere.
+    """
+    return all(stream.codec_context.name in MP4_COPY_CODECS
+               for stream in [source.streams.video[0], *source.streams.audio[:1]])
+
+
+def keyframe_at_or_before(source: InputContainer, timeline: Timeline, seconds: float) -> float:
     """Time (s) of the last video keyframe at or before ``seconds`` (else the first one)."""
     video = source.streams.video[0]
-    ts = round(seconds / video.time_base)
-    return float(scan_gops(source, video, ts, ts).keyframe_at_or_before(ts)[0] * video.time_base)
+    ts = timeline.ticks(seconds, video)
+    return timeline.seconds(scan_gops(source, video, ts, ts).keyframe_at_or_before(ts)[0], video)
 
 
-def keyframe_after(source: InputContainer, seconds: float, limit: float) -> float | None:
+def keyframe_after(source: InputContainer, timeline: Timeline, seconds: float, limit: float) -> float | None:
     """Time (s) of the first video keyframe after ``seconds`` and before ``limit``, if any."""
     video = source.streams.video[0]
-    lo, hi = round(seconds / video.time_base), round(limit / video.time_base)
+    lo, hi = timeline.ticks(seconds, video), timeline.ticks(limit, video)
     later = scan_gops(source, video, lo, hi).keyframes_within(lo + 1, hi)
-    return float(later[0][0] * video.time_base) if later else None
+    return timeline.seconds(later[0][0], video) if later else None
 
 
-def copy_range(source: InputContainer, dst: str | os.PathLike[str], start: float, end: float,
-               throttle: Throttle, offset: float = 0.0) -> dict[str, float]:
+def copy_range(source: InputContainer, timeline: Timeline, dst: str | os.PathLike[str], start: float,
+               end: float, throttle: Throttle, offset: float = 0.0) -> dict[str, float]:
     """Stream-copy video (and the first audio stream) of [start, end) into MP4 ``dst``.
 
     ``start`` must be a keyframe time (keyframe_at_or_before). Both streams are re-timed
-    to begin at ``start``. Returns the cut actually made, ``{"start", "end"}`` in seconds
-    of the source (the end is where the last copied video frame stops).
+    to begin at ``start``, each keeping its offset from it (audio that starts late stays
+    late). Returns the cut actually made, ``{"start", "end"}`` in timeline seconds (the
+    end is where the last copied video frame stops).
     """
+    video = source.streams.video[0]
+    streams = [video, *source.streams.audio[:1]]
+    # With B-frames the video may show a frame or two past ``end`` (Track); the audio
+    # runs to where the video will stop, read ahead from the last GOP.
+    last = timeline.ticks(end, video)
+    seek_before(source, video, scan_gops(source, video, last, last).keyframe_at_or_before(last)[0])
+    planned = Track(None, timeline.ticks(start, video), last, 0, 0.0, True)
+    shown_end = timeline.seconds(video_stop(source.demux(video), video.index, planned), video)
     with open_output(dst) as output:
-        video = source.streams.video[0]
-        streams = [video, *source.streams.audio[:1]]
         tracks = {}
         for stream in streams:
-            seconds = float(stream.time_base)
-            first = round(start / seconds)
-            try:
-                out = output.add_stream_from_template(stream)
-            except ValueError as error:  # PyAV's "format does not support codec"
-                raise UnsupportedMedia(f"{stream.codec_context.name} {stream.type} cannot be copied into "
-                                       "MP4 as is; use mode 'accurate'") from error
-            tracks[stream.index] = Track(out, first, round(end / seconds), first, seconds, stream is video)
-        source.seek(tracks[video.index].start, stream=video, backward=True)
+            first = timeline.ticks(start, stream)
+            stop = timeline.ticks(end, stream) if stream is video else timeline.ticks(shown_end, stream)
+            out = output.add_stream_from_template(stream)
+            tracks[stream.index] = Track(out, first, stop, first, float(stream.time_base), stream is video)
+        seek_before(source, video, tracks[video.index].start)
         mux_packets(output, copy_packets(source.demux(streams), tracks), throttle, offset)
-        first_pts, last_end = tracks[video.index].span
-        check_delivered(video, last_end if tracks[video.index].packets else start, end, Path(source.name).name)
+        first_pts, last_end = (seconds - timeline.origin for seconds in tracks[video.index].span)
+        check_delivered(video, timeline, last_end if tracks[video.index].packets else start, end,
+                        Path(source.name).name)
     return {"start": round(first_pts, 6), "end": round(last_end, 6)}
 
 
-def cut_range(mode: str, source: InputContainer, dst: str | os.PathLike[str], start: float,
-              end: float, throttle: Throttle, offset: float = 0.0) -> dict[str, float]:
+def cut_range(mode: str, source: InputContainer, timeline: Timeline, dst: str | os.PathLike[str],
+              start: float, end: float, throttle: Throttle, offset: float = 0.0) -> dict[str, float]:
     """Cut [start, end) of the open ``source`` into ``dst`` in ``mode`` (copy: ``start``
     keyframe-aligned)."""
     if mode == "copy":
-        return copy_range(source, dst, start, end, throttle, offset)
-    return smart_cut(source, dst, start, end, throttle, offset)
+        return copy_range(source, timeline, dst, start, end, throttle, offset)
+    return smart_cut(source, timeline, dst, start, end, throttle, offset)
 
 
 def trim(src: str | os.PathLike[str], dst: str | os.PathLike[str], start: float, end: float,
          mode: str = "copy", progress: Progress = None, should_cancel: ShouldCancel = None) -> dict[str, Any]:
-    """Keep [start, end) of ``src`` in MP4 ``dst`` (faststart), atomically.
+    """Keep [start, end) of ``src`` (timeline seconds) in MP4 ``dst`` (faststart), atomically.
 
     Returns ``{"duration": s (probed from the output), "cut": {"start": s, "end": s}}``,
-    the cut points actually used. Raises InvalidRequest (startTime/endTime/mode),
+    the cut points actually used. A source whose codecs MP4 cannot hold is cut the
+    accurate way whatever ``mode`` says. Raises InvalidRequest (startTime/endTime/mode),
     UnsupportedMedia / CorruptMedia for bad sources, Cancelled (no file left behind).
     """
     check_mode(mode)
+    info = described(src)
+    timeline = Timeline.of(info)
+    start, end = check_range(start, end, info["duration"])
     with open_input(src) as source:
-        start, end = check_range(start, end, validated(source, Path(src).name)[1])
+        if mode == "copy" and not copyable(source):
+            mode = "accurate"
         if mode == "copy":
-            start = keyframe_at_or_before(source, start)
+            start = keyframe_at_or_before(source, timeline, start)
         throttle = Throttle(end - start, progress, should_cancel)
         with atomic_output(dst) as temp:
-            cut = cut_range(mode, source, temp, start, end, throttle)
+            cut = cut_range(mode, source, timeline, temp, start, end, throttle)
     result = {"duration": round(media_duration(dst), 6), "cut": cut}
     throttle.finish()
     return result

@@ -41,8 +41,26 @@ def test_parts_add_up_to_the_source(src: Path, tmp_path: Path, mode: str) -> Non
 
 
 def test_copy_split_inside_the_first_gop_moves_to_the_next_keyframe(src: Path, tmp_path: Path) -> None:
-    result = split(src, tmp_path / "one.mp4", tmp_path / "two.mp4", 0.4)
+    result = split(src, tmp_path / "one.mp4", tmp_path / "two.mp4", 0.4, mode="copy")
     assert result["cut"]["at"] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(("at", "expected"), [(2.0, 2.0), (2.1, 2.12)])
+def test_the_server_chooses_copy_on_a_keyframe_and_an_accurate_cut_elsewhere(
+        src: Path, tmp_path: Path, at: float, expected: float) -> None:
+    one, two = tmp_path / "one.mp4", tmp_path / "two.mp4"
+    result = split(src, one, two, at)
+    assert result["cut"]["at"] == pytest.approx(expected)
+    head, tail = frames(one), frames(two)
+    assert len(head) + len(tail) == 4 * FPS
+    assert frame_index(tail[0]) == frame_index(head[-1]) + 1
+
+
+def test_copy_split_of_a_video_with_one_keyframe_cuts_accurately(tmp_path: Path) -> None:
+    src = make_clip(tmp_path / "screen.mp4", seconds=3, fps=FPS, gop=1000)
+    result = split(src, tmp_path / "one.mp4", tmp_path / "two.mp4", 1.3, mode="copy")
+    assert result["cut"]["at"] == pytest.approx(1.32)
+    assert len(frames(tmp_path / "one.mp4")) + len(frames(tmp_path / "two.mp4")) == 3 * FPS
 
 
 @pytest.mark.parametrize("at", [0, -1, 4.0, 9, float("inf")])

@@ -213,12 +213,12 @@ def test_a_few_bad_packets_are_skipped_more_fail() -> None:
         list(decoder.frames(packets, lambda: None))
 
 
-def test_a_codec_mp4_cannot_hold_is_refused_in_copy_and_re_encoded_when_accurate(tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", ["copy", "accurate"])
+def test_a_codec_mp4_cannot_hold_is_re_encoded_in_either_mode(tmp_path: Path, mode: str) -> None:
     src = make_clip(tmp_path / "raw.mkv", seconds=2, codec="rawvideo")
-    with pytest.raises(UnsupportedMedia, match="rawvideo video cannot be copied"):
-        trim(src, tmp_path / "copy.mp4", 0.5, 1.5)
-    result = trim(src, tmp_path / "accurate.mp4", 0.5, 1.5, mode="accurate")
+    result = trim(src, tmp_path / "out.mp4", 0.5, 1.5, mode=mode)
+    assert result["cut"] == {"start": 0.52, "end": 1.5}  # the first frame at or after 0.5
     assert abs(result["duration"] - 1.0) <= 1 / FPS + 1e-6
-    assert probe(tmp_path / "accurate.mp4")["codec"] == "h264"
-    assert len(decoded(tmp_path / "accurate.mp4")) == 25
-    assert leftovers(tmp_path, {"raw.mkv", "accurate.mp4"}) == []
+    assert probe(tmp_path / "out.mp4")["codec"] == "h264"
+    assert len(decoded(tmp_path / "out.mp4")) == 25
+    assert leftovers(tmp_path, {"raw.mkv", "out.mp4"}) == []
