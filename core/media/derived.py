@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from core.media.output import atomic_output
-from core.storage import CACHE_DIR
+from core.storage import CACHE_DIR, is_regular_file, working_dir
 
 
 def cache_path(src: str | os.PathLike[str], what: str) -> Path:
@@ -36,6 +36,8 @@ def is_fresh(src: Path, *derived: Path) -> bool:
 def read_json(src: str | os.PathLike[str], what: str) -> dict[str, Any] | None:
     """The derivative ``what`` of ``src`` if it is fresh, else None."""
     path = cache_path(src, what)
+    if path.parent.is_symlink() or not is_regular_file(path):  # planted to be read: not ours
+        return None
     try:
         return json.loads(path.read_bytes()) if is_fresh(Path(src), path) else None
     except (OSError, ValueError):  # no source, a derivative removed meanwhile or not ours
@@ -43,7 +45,11 @@ def read_json(src: str | os.PathLike[str], what: str) -> dict[str, Any] | None:
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Write ``data`` to ``path`` atomically (its directory created), so a reader never sees half of it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write ``data`` to ``path`` atomically, so a reader never sees half of it.
+
+    Its directory is made a real one first (core.storage.working_dir): a symlink planted
+    in place of ``.cache`` would send the write out of the media directory.
+    """
+    working_dir(path.parent)
     with atomic_output(path) as tmp:
         tmp.write_bytes(json.dumps(data, separators=(",", ":")).encode())
