@@ -15,6 +15,7 @@ SCENARIOS = {  # name -> "module" (its main) or "module:function"
     "upload": "perf.upload_bench",
     "media": "perf.media_bench",
     "render": "perf.render_bench",
+    "ingest": "perf.ingest_bench",
     "mixed": "perf.mixed",
     "soak": "perf.soak",
     "cluster": "perf.cluster",

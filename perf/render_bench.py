@@ -87,7 +87,7 @@ def paired(runs: int, ours: Callable[[], object], theirs: Callable[[], object]) 
 
 def bench_process(clip: Path, runs: int, preset: str, threads: int) -> tuple[float, float, str]:
     info = probe(clip)
-    plan = build_plan(EDITS, duration=info["duration"], width=info["width"], height=info["height"])
+    plan = build_plan(EDITS, duration=info["duration"], width=info["display_width"], height=info["display_height"])
     with av.open(str(clip)) as container:
         fps = container.streams.video[0].average_rate
     graph = filter_complex(filter_graph(plan, fps=fps, audio=True))

@@ -6,14 +6,16 @@ fade longer than the result) and reduces the list to a :class:`RenderPlan`.
 
 Semantics (CONTRACT.md, EditOperation): ranges first, then effects.
 
-- Ranges are in seconds of the SOURCE. Every ``trim`` keeps ``[start, end)`` (several trims
-  intersect), every ``cut`` removes ``[start, end)``; what remains is joined in source order.
+- Ranges are in seconds of the SOURCE's timeline (core.media.probe.Timeline: 0 is its first
+  presented frame). Every ``trim`` keeps ``[start, end)`` (several trims intersect), every
+  ``cut`` removes ``[start, end)``; what remains is joined in source order.
   ``split`` is a timeline marker and changes nothing (its ``at`` is still checked).
 - ``speed`` factors and ``volume`` gains compose by multiplication, as applying one edit after
   another would; ``fade`` ``in``/``out`` apply to the ends of the result (a later edit's value
   replaces an earlier one for the same end).
 - ``scale`` and ``crop`` apply in the order they appear, each to the picture the previous one
-  produced. ``-1`` in a scale keeps the aspect ratio. Dimensions are rounded to even numbers
+  produced, starting from the picture as SHOWN (upright, square pixels: probe's displayed
+  size). ``-1`` in a scale keeps the aspect ratio. Dimensions are rounded to even numbers
   because H.264 in 4:2:0 needs them.
 """
 
@@ -74,6 +76,17 @@ class RenderPlan:
         """Seconds of source material the output is made of."""
         return sum(end - start for start, end in self.ranges)
 
+    def spans(self, gap: float) -> list[tuple[float, float]]:
+        """The stretches of the source to decode: the kept ranges, joined where at most
+        ``gap`` seconds lie between them (decoding on is then cheaper than a seek)."""
+        spans = [self.ranges[0]]
+        for start, end in self.ranges[1:]:
+            if start - spans[-1][1] <= gap:
+                spans[-1] = (spans[-1][0], end)
+            else:
+                spans.append((start, end))
+        return spans
+
 
 def atempo_chain(speed: float) -> list[float]:
     """Factors for consecutive ``atempo`` filters whose product is ``speed``, each in [0.5, 2]."""
@@ -95,7 +108,7 @@ def even(value: float) -> int:
 
 
 def build_plan(edits: list[dict[str, Any]], *, duration: float, width: int, height: int) -> RenderPlan:
-    """Reduce ``edits`` to a :class:`RenderPlan` for a source of the given duration and size.
+    """Reduce ``edits`` to a :class:`RenderPlan` for a source of the given duration and displayed size.
 
     Raises :class:`InvalidRequest` naming the edit index and field when an edit does not fit
     the source, or when the edits leave nothing to render.

@@ -10,11 +10,13 @@ reached by decoding on. Each thumbnail thus costs at most about one GOP plus the
 and the whole strip never more than decoding the file once (plus one GOP per seek); far
 from a target only reference frames are decoded (:class:`_Cursor`).
 
-Tiles are shown upright: a rotated source's frames are turned as a player would.
+Tiles show the picture as a player does: upright (a rotated source's frames are turned)
+and in the displayed aspect (anamorphic pixels made square). Times are timeline seconds
+(core.media.probe.Timeline: 0 is the first presented frame, wherever the file's clock starts).
 
 Derivatives are made lazily and cached next to each other on disk: :func:`cached_filmstrip`
-returns the stored result while the sprite and its JSON are newer than the source.
-:func:`is_fresh` and :func:`write_json` are the cache rules shared with the waveform.
+returns the stored result while the sprite and its JSON are newer than the source (the
+cache rules of core.media.derived).
 """
 
 from __future__ import annotations
@@ -31,11 +33,12 @@ import av
 import numpy as np
 
 from core.media.decode import TolerantDecoder
+from core.media.derived import is_fresh, write_json
 from core.media.editplan import even
 from core.media.errors import CorruptMedia, InvalidRequest
+from core.media.gop import seek_before
 from core.media.output import atomic_output
-from core.media.probe import open_input, probe, video_stream
-from core.media.render import displayed_size
+from core.media.probe import described, open_input, video_stream
 from ext.progress import Throttle
 
 MAX_COUNT = 200
@@ -43,21 +46,6 @@ DEFAULT_TILE_WIDTH = 160
 MAX_COLUMNS = 10
 # Frames this close before a target are all decoded (covers the decoder's reordering delay).
 LOOKAHEAD = 0.5
-
-
-def is_fresh(src: Path, *derived: Path) -> bool:
-    """True when every ``derived`` file exists and was written after ``src`` last changed."""
-    source_mtime = src.stat().st_mtime_ns
-    try:
-        return all(path.stat().st_mtime_ns >= source_mtime for path in derived)
-    except FileNotFoundError:
-        return False
-
-
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Write ``data`` to ``path`` atomically, so a reader never sees half a cache entry."""
-    with atomic_output(path) as tmp:
-        tmp.write_bytes(json.dumps(data, separators=(",", ":")).encode())
 
 
 def cached_filmstrip(src: str | os.PathLike[str], cache_dir: str | os.PathLike[str], count: int,
@@ -83,26 +71,25 @@ def filmstrip(src: str | os.PathLike[str], dst_jpeg: str | os.PathLike[str], cou
     """Write ``count`` frames of ``src`` as a JPEG sprite (row-major grid) at ``dst_jpeg``.
 
     Returns ``{"count", "width", "height", "times", "tile": {"w", "h"}, "columns"}``:
-    ``width``/``height`` are the sprite's, ``times`` the source time (seconds) of each tile.
+    ``width``/``height`` are the sprite's, ``times`` the timeline time (seconds) of each tile.
     """
     src, dst_jpeg = Path(src), Path(dst_jpeg)
     if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_COUNT:
         raise InvalidRequest(f"count must be an integer from 1 to {MAX_COUNT}")
-    info = probe(src)
-    duration, rotation = float(info["duration"]), info["rotation"]
+    info = described(src)
+    duration, rotation, origin = float(info["duration"]), info["rotation"], float(info["start_time"])
     times = [duration * (index + 0.5) / count for index in range(count)]
     throttle = Throttle(0.0, None, should_cancel)
+    tile_w = even(tile_width)
+    tile_h = even(tile_w * info["display_height"] / info["display_width"])
+    # The size to resample a stored frame to: turned by the rotation, it is the tile.
+    stored_w, stored_h = (tile_h, tile_w) if rotation % 180 == 90 else (tile_w, tile_h)
+    columns = min(count, MAX_COLUMNS)
+    rows = math.ceil(count / columns)
+    sprite = np.zeros((rows * tile_h, columns * tile_w, 3), dtype=np.uint8)
     with open_input(src) as container:
         stream = video_stream(container, src.name)
-        shown_w, shown_h = displayed_size(stream.codec_context.width, stream.codec_context.height, rotation)
-        tile_w = even(tile_width)
-        tile_h = even(tile_w * shown_h / shown_w)
-        stored_w, stored_h = displayed_size(tile_w, tile_h, rotation)
-        columns = min(count, MAX_COLUMNS)
-        rows = math.ceil(count / columns)
-        sprite = np.zeros((rows * tile_h, columns * tile_w, 3), dtype=np.uint8)
-        start = (container.start_time or 0) / av.time_base
-        for index, frame in enumerate(_frames_at(container, stream, src.name, [t + start for t in times], throttle)):
+        for index, frame in enumerate(_frames_at(container, stream, src.name, [t + origin for t in times], throttle)):
             row, column = divmod(index, columns)
             image = frame.reformat(width=stored_w, height=stored_h, format="rgb24").to_ndarray()
             # Shown upright: np.rot90 turns counter-clockwise, as the rotation is measured.
@@ -141,13 +128,13 @@ class _Cursor:
 
     def seek(self, target: float) -> None:
         """Restart decoding at the keyframe at or before ``target``."""
-        self.container.seek(int(target / self.stream.time_base), stream=self.stream, backward=True)
+        seek_before(self.container, self.stream, int(target / self.stream.time_base))
         self.frames = self._decode()
 
     def _decode(self) -> Iterator[Any]:
         context = self.stream.codec_context
         for packet in self.container.demux(self.stream):
-            if packet.dts is None:  # demux's end-of-stream marker; the flush below drains instead
+            if not packet.size:  # demux's empty end-of-stream packets; the flush below drains instead
                 continue
             far = packet.pts is not None and packet.pts * packet.time_base < self.target - LOOKAHEAD
             context.skip_frame = "NONREF" if far else "DEFAULT"
@@ -157,7 +144,7 @@ class _Cursor:
 
 
 def _frames_at(container: Any, stream: Any, name: str, targets: list[float], throttle: Throttle) -> Iterator[Any]:
-    """For each ascending target (container seconds), the decoded frame nearest to it.
+    """For each ascending target (seconds of the file's clock), the decoded frame nearest to it.
 
     Ties go to the earlier frame; past the last frame, the last frame is used.
     """

@@ -1,26 +1,37 @@
 """The ``process`` operation: render an edit list into one H.264/AAC MP4 in one filter-graph pass.
 
-The source is decoded once and pushed through a single FFmpeg filter graph (built by
-:func:`filter_graph` from a :class:`~core.media.editplan.RenderPlan`)::
+The kept stretches of the source are decoded once and pushed through a single FFmpeg
+filter graph (built by :func:`filter_graph` from a :class:`~core.media.editplan.RenderPlan`)::
 
     video: buffer -> split -> trim+setpts (per range) -> concat -> transpose (rotated
-           source) -> setpts(speed) -> fps
-           -> fade in/out -> scale/crop -> format=yuv420p -> buffersink
-    audio: abuffer -> asplit -> atrim+asetpts (per range) -> concat -> atempo... -> afade
-           -> volume -> aformat -> abuffersink
+           source) -> setpts(speed) -> fps -> fade in/out -> scale to square pixels
+           (anamorphic source) -> scale/crop -> setsar=1 -> format=yuv420p -> buffersink
+    audio: abuffer -> asplit -> atrim+asetpts+aresample (per range) -> concat -> apad
+           -> asetpts -> atempo... -> afade -> volume -> aformat -> abuffersink
 
 The same description renders as an ``ffmpeg -filter_complex`` string
 (:func:`filter_complex`), so the benchmark compares like with like.
 
 Choices worth knowing:
-- Timestamps are rebased to the container start before the graph, as the ffmpeg CLI does,
-  so edit times mean "seconds since the start the player shows".
+- One timeline (core.media.probe.Timeline): frames are rebased so that 0 is the first
+  presented video frame, wherever the container's clock starts (hours into a broadcast
+  TS, after the first packets of a B-frame MKV), and edit times are timeline seconds.
+- Audio keeps its place on that timeline: each kept range's audio is placed at its time
+  within the range, and silence fills what the source lacks (audio starting after the
+  video, or ending before it), so the output's audio and video start and end together.
+  Per-range ``asetpts=PTS-STARTPTS`` would pull late audio to the range start instead.
 - The output is constant frame rate at the source's average rate (the ``fps`` filter): a
   2x speed drops every other frame instead of doubling the encode, and VFR sources are
   made regular (frames duplicated or dropped, like ffmpeg's CFR mode).
-- A rotated source (display-matrix side data, as phones write) is turned upright first,
-  as the ffmpeg CLI's autorotate does, and the output carries no rotation: edit sizes and
-  crops refer to the picture as it is shown.
+- The picture is handled as SHOWN: a rotated source (display-matrix side data, as phones
+  write) is turned upright first, as the ffmpeg CLI's autorotate does, and anamorphic
+  pixels are resampled to square ones (the displayed size probe reports) unless the
+  first geometry edit is a scale, which does both in one resampling. Edit sizes and crops
+  refer to that picture, and the output carries no rotation and a 1:1 sample aspect.
+- Cost follows the output: ranges closer than a seek is worth are decoded as one span,
+  and the decoder seeks over longer removed stretches (:meth:`RenderPlan.spans`), so
+  keeping 2 s of an hour decodes about 2 s plus a GOP. The decoders are drained before
+  each seek (a seek discards the frames they hold) and never fed past a span's end.
 - Progress is a fraction of the OUTPUT duration; encoding covers up to ``ENCODE_SHARE``,
   the encoder flush and the faststart mux the rest, and 1.0 is reported once, after the
   output is in place.
@@ -42,16 +53,24 @@ from av.video.frame import PictureType
 from core.media.decode import TolerantDecoder
 from core.media.editplan import RenderPlan, Scale, atempo_chain, build_plan
 from core.media.errors import CorruptMedia
+from core.media.gop import seek_before
 from core.media.output import atomic_output, open_output
-from core.media.probe import media_duration, open_input, probe, video_stream
+from core.media.probe import Timeline, described, media_duration, open_input, video_stream
 from ext.progress import Throttle
 
 Progress = Callable[[float, str | None], None]
+Filters = list[tuple[str, str | None]]
 
 ENCODE_SHARE = 0.98
 MUX_SHARE = 0.99
-# A delivered duration shorter than the plan by more than this means the source ended early.
+# The source's data ending this much before the last kept second means it ended early.
 SHORTFALL_TOLERANCE = 0.5
+# A removed stretch longer than this and than the source's longest GOP is sought over:
+# reaching the next range after a seek costs up to a GOP of decoding.
+SEEK_GAP = 2.0
+# How far (s) one stream's packets may trail another's in a file: a span's reading stops
+# this far past its end even when a stream (ended early, or gapped) never gets there.
+INTERLEAVE = 1.0
 AAC_FRAME_SIZE = 1024
 AUDIO_BIT_RATE = 128_000
 
@@ -77,7 +96,7 @@ class GraphSpec:
     nodes: list[FilterNode] = field(default_factory=list)
     links: list[tuple[str, int, str, int]] = field(default_factory=list)
 
-    def chain(self, head: tuple[str, int], filters: list[tuple[str, str | None]], prefix: str) -> tuple[str, int]:
+    def chain(self, head: tuple[str, int], filters: Filters, prefix: str) -> tuple[str, int]:
         """Append ``filters`` one after another from output pad ``head``; return the last pad."""
         for position, (name, args) in enumerate(filters):
             label = f"{prefix}{position}_{name}"
@@ -87,34 +106,35 @@ class GraphSpec:
         return head
 
 
-def filter_graph(plan: RenderPlan, *, fps: Fraction, audio: bool, rotation: int = 0) -> GraphSpec:
+def filter_graph(plan: RenderPlan, *, fps: Fraction, audio: bool, rotation: int = 0,
+                 shown: tuple[int, int] | None = None) -> GraphSpec:
     """The filter graph for ``plan``: sources labelled ``vin``/``ain``, sinks ``vout``/``aout``.
 
-    ``rotation`` is the source's display rotation (degrees counter-clockwise, as probed).
+    ``rotation`` is the source's display rotation (degrees counter-clockwise, as probed);
+    ``shown`` its displayed size (probe's ``display_width``/``display_height``) when its
+    pixels are not square, None when they are. The sources' timestamps must be timeline
+    times (0: the first presented video frame), as the plan's ranges are.
 
     ``vin``/``ain``/``vout``/``aout`` are placeholders the caller binds (buffers and sinks in
     PyAV, stream specifiers on the CLI); every other node is a real filter.
     """
     spec = GraphSpec()
     count = len(plan.ranges)
-    kinds = [("v", "", "vin")] + ([("a", "a", "ain")] if audio else [])
+    kinds = [("v", "", "vin", video_range)] + ([("a", "a", "ain", audio_range)] if audio else [])
     segments: dict[str, list[tuple[str, int]]] = {}
-    for kind, a, source in kinds:
+    for kind, a, source, kept in kinds:
         if count > 1:
             spec.nodes.append(FilterNode(f"{kind}split", f"{a}split", str(count)))
             spec.links.append((source, 0, f"{kind}split", 0))
             heads = [(f"{kind}split", index) for index in range(count)]
         else:
             heads = [(source, 0)]
-        segments[kind] = [
-            spec.chain(head, [(f"{a}trim", f"start={start!r}:end={end!r}"), (f"{a}setpts", "PTS-STARTPTS")],
-                       f"{kind}r{index}_")
-            for index, (head, (start, end)) in enumerate(zip(heads, plan.ranges))
-        ]
+        segments[kind] = [spec.chain(head, kept(start, end), f"{kind}r{index}_")
+                          for index, (head, (start, end)) in enumerate(zip(heads, plan.ranges))]
     if count > 1:
         spec.nodes.append(FilterNode("concat", "concat", f"n={count}:v=1:a={int(audio)}"))
         for index in range(count):
-            for pad, (kind, _, _) in enumerate(kinds):
+            for pad, (kind, *_) in enumerate(kinds):
                 src, src_pad = segments[kind][index]
                 spec.links.append((src, src_pad, "concat", index * len(kinds) + pad))
         video_head, audio_head = ("concat", 0), ("concat", 1)
@@ -122,37 +142,79 @@ def filter_graph(plan: RenderPlan, *, fps: Fraction, audio: bool, rotation: int 
         video_head = segments["v"][0]
         audio_head = segments["a"][0] if audio else ("", 0)
 
-    spec.links.append((*spec.chain(video_head, upright(rotation) + video_effects(plan, fps), "vpost"), "vout", 0))
+    video = upright(rotation) + video_effects(plan, fps, shown)
+    spec.links.append((*spec.chain(video_head, video, "vpost"), "vout", 0))
     if audio:
         spec.links.append((*spec.chain(audio_head, audio_effects(plan), "apost"), "aout", 0))
     return spec
 
 
-def upright(rotation: int) -> list[tuple[str, str | None]]:
+def video_range(start: float, end: float) -> Filters:
+    """The frames of [start, end) (timeline s), the first at 0."""
+    return [("trim", f"start={start!r}:end={end!r}"), ("setpts", "PTS-STARTPTS")]
+
+
+def audio_range(start: float, end: float) -> Filters:
+    """The audio of [start, end) (timeline s) at its own time in the range, silence before it.
+
+    Shifted by the range's start, not by its first sample's, so audio that starts late
+    stays late, and ``aresample``'s ``first_pts=0`` fills the stretch before the first
+    sample with silence (``async=1``: and any gap inside). The stretch after the last
+    sample is filled by ``concat`` (it pads each range's audio to its video) and, for the
+    last range, by :func:`audio_effects`.
+    """
+    return [("atrim", f"start={start!r}:end={end!r}"), ("asetpts", f"PTS-{start!r}/TB"),
+            ("aresample", "async=1:first_pts=0")]
+
+
+def upright(rotation: int) -> Filters:
     """Filters that turn a picture with this display rotation (degrees counter-clockwise) upright."""
     return {90: [("transpose", "cclock")], 180: [("hflip", None), ("vflip", None)],
             270: [("transpose", "clock")]}.get(rotation % 360, [])
 
 
-def video_effects(plan: RenderPlan, fps: Fraction) -> list[tuple[str, str | None]]:
+def video_effects(plan: RenderPlan, fps: Fraction, shown: tuple[int, int] | None = None) -> Filters:
     """The video filters applied after the ranges are joined, in order: speed, rate, fades, geometry."""
-    video: list[tuple[str, str | None]] = []
+    video: Filters = []
     if plan.speed != 1:
         video.append(("setpts", f"PTS/{plan.speed!r}"))
     video.append(("fps", str(fps)))
     video += [("fade", args) for args in _fades(plan)]
-    for step in plan.geometry:
-        if isinstance(step, Scale):
-            video.append(("scale", f"{step.width}:{step.height}"))
-        else:
-            video.append(("crop", f"{step.width}:{step.height}:{step.x}:{step.y}"))
+    video += geometry(plan, shown)
     video.append(("format", "pix_fmts=yuv420p"))
     return video
 
 
-def audio_effects(plan: RenderPlan) -> list[tuple[str, str | None]]:
-    """The audio filters applied after the ranges are joined: tempo (pitch kept), fades, gain."""
-    sound: list[tuple[str, str | None]] = []
+def geometry(plan: RenderPlan, shown: tuple[int, int] | None) -> Filters:
+    """The picture's resampling: to square pixels at its ``shown`` size, then the scale and crop edits.
+
+    A first edit that is a scale already resamples the stored picture to a size given in
+    shown pixels: the squaring would be a second, wasted pass. ``setsar=1`` declares the
+    result square (a scale to another aspect than the picture's is a stretch, as asked,
+    not a new pixel aspect).
+    """
+    steps = plan.geometry
+    filters: Filters = []
+    if shown is not None and not (steps and isinstance(steps[0], Scale)):
+        filters.append(("scale", f"{shown[0]}:{shown[1]}"))
+    for step in steps:
+        if isinstance(step, Scale):
+            filters.append(("scale", f"{step.width}:{step.height}"))
+        else:
+            filters.append(("crop", f"{step.width}:{step.height}:{step.x}:{step.y}"))
+    filters.append(("setsar", "1"))
+    return filters
+
+
+def audio_effects(plan: RenderPlan) -> Filters:
+    """The audio filters applied after the ranges are joined: silence to the end, tempo
+    (pitch kept), fades, gain.
+
+    ``apad`` fills what the source lacks up to the kept duration (audio ending before the
+    video). The joined audio is contiguous from 0, so its samples are numbered afresh:
+    ``apad`` leaves the silence it makes without timestamps when no audio came at all.
+    """
+    sound: Filters = [("apad", f"whole_dur={plan.kept!r}"), ("asetpts", "N/SR/TB")]
     if plan.speed != 1:
         sound += [("atempo", repr(factor)) for factor in atempo_chain(plan.speed)]
     sound += [("afade", args) for args in _fades(plan)]
@@ -195,21 +257,46 @@ def filter_complex(spec: GraphSpec) -> str:
 
 
 class _Feed:
-    """One source stream: its tolerant decoder feeding its buffer source, rebased to the container start."""
+    """One source stream: its tolerant decoder feeding its buffer source, in timeline time."""
 
-    def __init__(self, stream: Any, buffer: Any, start: float, name: str) -> None:
+    def __init__(self, stream: Any, buffer: Any, timeline: Timeline, name: str) -> None:
         self.stream = stream
         self.decoder = TolerantDecoder(stream, name)
         self.buffer = buffer
-        self.offset = round(start / stream.time_base)
+        self.offset = timeline.ticks(0.0, stream)
+        self.video = stream.type == "video"
         self.open = True
-        self.frames = 0
+        self.decoded = 0
+        self.last: int | None = None  # pts of the last frame pushed
+
+    def passed(self, packet: av.Packet, end: int) -> bool:
+        """Whether ``packet`` and all later ones of this stream start at or after ``end`` (ticks).
+
+        Video packets come in decode order, so the test is the decode time: a frame decoded
+        at or after ``end`` is presented after it, and so is every later one. A packet
+        without one (the first packets of a Matroska B-frame stream) is past only when it
+        is a keyframe presented after ``end``.
+        """
+        if self.video:
+            if packet.dts is not None:
+                return packet.dts >= end
+            return packet.is_keyframe and packet.pts is not None and packet.pts >= end
+        at = packet.pts if packet.pts is not None else packet.dts
+        return at is not None and at >= end
+
+    def decode(self, packet: av.Packet | None) -> None:
+        """Decode ``packet`` (None drains the decoder) into the graph."""
+        for frame in self.decoder.decode(packet):
+            self.decoded += 1
+            self.push(frame)
 
     def push(self, frame: Any) -> None:
-        if not self.open or frame.pts is None:
+        # Frames not after the last one pushed are not new: a seek that had to land
+        # earlier than asked (seek_before steps back) decodes some frames a second time.
+        if not self.open or frame.pts is None or (self.last is not None and frame.pts <= self.last):
             return
+        self.last = frame.pts
         frame.pts -= self.offset
-        self.frames += 1
         try:
             self.buffer.push(frame)
         except av.error.EOFError:  # every range of this stream is complete: the graph wants no more
@@ -225,9 +312,99 @@ class _Feed:
                 pass
 
 
-def displayed_size(width: int, height: int, rotation: int) -> tuple[int, int]:
-    """The size of a stored ``width`` x ``height`` picture as shown with ``rotation``."""
-    return (height, width) if rotation % 180 == 90 else (width, height)
+class _Sinks:
+    """The graph's sinks drained into the output's encoders, with progress on the video."""
+
+    def __init__(self, output: Any, pairs: list[tuple[Any, Any]], throttle: Throttle) -> None:
+        self.output = output
+        self.pairs = pairs
+        self.video = pairs[0][1]
+        self.throttle = throttle
+
+    def pump(self) -> None:
+        """Encode and mux every frame the graph has ready."""
+        for sink, stream in self.pairs:
+            for frame in _drain(sink):
+                if stream is self.video:
+                    frame.pict_type = PictureType.NONE
+                    self.throttle.update(float(frame.pts * frame.time_base))
+                _rescale(frame, stream.codec_context.time_base)
+                self.output.mux(stream.encode(frame))
+
+    def flush(self) -> None:
+        """Mux what the encoders still hold."""
+        for _, stream in self.pairs:
+            self.output.mux(stream.encode(None))
+
+
+class _Reader:
+    """Feeds the kept spans of the source to the graph, seeking over what lies between them."""
+
+    def __init__(self, source: Any, feeds: dict[int, _Feed], video: Any, timeline: Timeline,
+                 throttle: Throttle, sinks: _Sinks) -> None:
+        self.source = source
+        self.feeds = feeds
+        self.video = video
+        self.timeline = timeline
+        self.throttle = throttle
+        self.sinks = sinks
+        self.error: av.FFmpegError | None = None
+        self.reached = -float("inf")
+        """Timeline end (s) of the latest packet read: where the source's data got to."""
+        self.packets = self._demux()
+
+    def _demux(self) -> Iterator[av.Packet]:
+        """The fed streams' packets in file order, ending at a read error as probe's scan
+        does (a damaged tail ends the file there; :meth:`read`'s caller judges the shortfall)."""
+        packets = self.source.demux(*(feed.stream for feed in self.feeds.values()))
+        while True:
+            try:
+                packet = next(packets)
+            except StopIteration:
+                return
+            except av.FFmpegError as error:
+                self.error = error
+                return
+            yield packet
+
+    def read(self, spans: list[tuple[float, float]], gap: float) -> None:
+        """Feed every span (timeline s), seeking to those that start more than ``gap`` past
+        where decoding is (between spans always: ``gap`` is what separates them)."""
+        previous = 0.0
+        for start, end in spans:
+            if start > previous + gap:
+                self._seek(start)
+            self._span(end)
+            previous = end
+        self._drain()
+
+    def _seek(self, start: float) -> None:
+        self._drain()  # a seek flushes the decoders: the frames they hold come out now or never
+        seek_before(self.source, self.video, self.timeline.ticks(start, self.video))
+
+    def _drain(self) -> None:
+        for feed in self.feeds.values():
+            feed.decode(None)
+        self.sinks.pump()
+
+    def _span(self, end: float) -> None:
+        """Decode on until every stream is past ``end``, or one is ``INTERLEAVE`` past it."""
+        ends = {index: self.timeline.ticks(end, feed.stream) for index, feed in self.feeds.items()}
+        short = set(self.feeds)
+        for packet in self.packets:
+            self.throttle.check()
+            at = packet.pts if packet.pts is not None else packet.dts
+            if at is None:  # the demuxer's empty end-of-stream packets: _drain flushes instead
+                continue
+            self.reached = max(self.reached, self.timeline.seconds(at + packet.duration, packet.stream))
+            feed = self.feeds[packet.stream_index]
+            if feed.passed(packet, ends[packet.stream_index]):
+                short.discard(packet.stream_index)
+                if not short or self.timeline.seconds(at, packet.stream) > end + INTERLEAVE:
+                    return
+                continue
+            feed.decode(packet)
+            self.sinks.pump()
 
 
 def _drain(sink: Any) -> Iterator[Any]:
@@ -245,104 +422,106 @@ def _rescale(frame: Any, time_base: Fraction) -> None:
         frame.time_base = time_base
 
 
+@dataclass(frozen=True)
+class Encoding:
+    """How the output is encoded: x264 ``preset``, codec ``threads``, and at most
+    ``keyframe_interval`` seconds between keyframes (None: x264's default, 250 frames)."""
+
+    preset: str
+    threads: int
+    keyframe_interval: float | None = None
+
+
 def render(src: str | os.PathLike[str], dst: str | os.PathLike[str], edits: list[dict[str, Any]],
            progress: Progress | None = None, should_cancel: Callable[[], bool] | None = None, *,
-           preset: str = "veryfast", threads: int | None = None) -> dict[str, float]:
-    """Render ``edits`` of ``src`` into ``dst`` (H.264/AAC MP4, faststart); return its probed duration.
+           preset: str = "veryfast", threads: int | None = None,
+           keyframe_interval: float | None = None) -> dict[str, Any]:
+    """Render ``edits`` of ``src`` into ``dst`` (H.264/AAC MP4, faststart).
+
+    Returns ``{"duration"}`` (s, probed from the output), ``"width"``/``"height"`` (the
+    output's) and ``"decoded_frames"`` (video frames decoded: what the render cost).
+    ``keyframe_interval`` (s) bounds the distance between keyframes (a scrubbing proxy).
 
     Raises :class:`InvalidRequest` when the edits do not fit the source, :class:`UnsupportedMedia`
     without a video stream, :class:`CorruptMedia` when the source cannot be decoded to the end,
     :class:`Cancelled` when ``should_cancel()`` turns true. ``dst`` exists only on success.
     """
-    info = probe(src)
-    threads = threads or default_threads()
+    info = described(src)
+    encoding = Encoding(preset, threads or default_threads(), keyframe_interval)
     with atomic_output(dst) as tmp:
         with open_input(src) as source:
-            plan, throttle = _encode(source, tmp, edits, info, progress, should_cancel, preset, threads)
+            plan, decoded, throttle = _encode(source, tmp, edits, info, progress, should_cancel, encoding)
         if progress is not None:
             progress(MUX_SHARE, "Finalizing")
         duration = media_duration(tmp)
-        if duration < plan.duration - SHORTFALL_TOLERANCE:
-            raise CorruptMedia(f"The source ended early: rendered {duration:.2f} s of the expected {plan.duration:.2f} s")
     throttle.finish()
-    return {"duration": duration}
+    return {"duration": duration, "width": plan.width, "height": plan.height, "decoded_frames": decoded}
 
 
 def _encode(source: Any, tmp: Path, edits: list[dict[str, Any]], info: dict[str, Any], progress: Progress | None,
-            should_cancel: Callable[[], bool] | None, preset: str, threads: int) -> tuple[RenderPlan, Throttle]:
-    """Decode ``source``, filter and encode into ``tmp``; return the plan and the progress throttle."""
+            should_cancel: Callable[[], bool] | None, encoding: Encoding) -> tuple[RenderPlan, int, Throttle]:
+    """Decode ``source``, filter and encode into ``tmp``; return the plan, the video frames
+    decoded and the progress throttle."""
     name = Path(source.name).name
     vin = video_stream(source, name)
-    ain = source.streams.audio[0] if source.streams.audio else None
-    vin.codec_context.thread_count = threads
-    width, height = displayed_size(vin.codec_context.width, vin.codec_context.height, info["rotation"])
-    plan = build_plan(edits, duration=float(info["duration"]), width=width, height=height)
-    fps = vin.average_rate or vin.guessed_rate or Fraction(25)
-    fps = Fraction(fps).limit_denominator(1001)
-    spec = filter_graph(plan, fps=fps, audio=ain is not None, rotation=info["rotation"])
+    ain = source.streams.audio[0] if info["has_audio"] else None
+    vin.codec_context.thread_count = encoding.threads
+    plan = build_plan(edits, duration=float(info["duration"]), width=info["display_width"],
+                      height=info["display_height"])
+    fps = Fraction(vin.average_rate or vin.guessed_rate or 25).limit_denominator(1001)
+    shown = (info["display_width"], info["display_height"]) if info["sample_aspect"] != "1:1" else None
+    spec = filter_graph(plan, fps=fps, audio=ain is not None, rotation=info["rotation"], shown=shown)
+    graph, contexts = _build(spec, vin, ain, encoding.threads)
+    timeline = Timeline.of(info)
 
-    graph, contexts = _build(spec, vin, ain, threads)
-
-    start = (source.start_time or 0) / av.time_base
     with open_output(tmp) as output:
-        vout = output.add_stream("libx264", rate=fps)
-        vout.width, vout.height, vout.pix_fmt = plan.width, plan.height, "yuv420p"
-        vout.codec_context.time_base = 1 / fps
-        vout.codec_context.thread_type = "AUTO"
-        vout.codec_context.thread_count = threads
-        vout.codec_context.options = {"preset": preset}
-        sinks = [(contexts["vout"], vout)]
+        pairs = [(contexts["vout"], _video_encoder(output, plan, fps, encoding))]
         if ain is not None:
-            aout = output.add_stream("aac", rate=ain.codec_context.sample_rate)
-            aout.layout = ain.codec_context.layout.name
-            aout.bit_rate = AUDIO_BIT_RATE
-            aout.codec_context.time_base = Fraction(1, ain.codec_context.sample_rate)
             graph.set_audio_frame_size(AAC_FRAME_SIZE)
-            sinks.append((contexts["aout"], aout))
-
+            pairs.append((contexts["aout"], _audio_encoder(output, ain)))
         # Scaled so encoding reports up to ENCODE_SHARE; flush, mux and rename own the rest.
         throttle = Throttle(plan.duration / ENCODE_SHARE, progress, should_cancel)
-        feeds = {vin.index: _Feed(vin, contexts["vin"], start, name)}
-        if ain is not None:
-            feeds[ain.index] = _Feed(ain, contexts["ain"], start, name)
-        # Decoding past the last kept second is wasted: stop once every stream is beyond it.
-        last_end = plan.ranges[-1][1] + start + 1.0
-        first = plan.ranges[0][0]
-        if first > 1.0:
-            source.seek(int((first + start) * av.time_base), backward=True)
-
-        def pump() -> None:
-            for sink, stream in sinks:
-                for frame in _drain(sink):
-                    if stream is vout:
-                        frame.pict_type = PictureType.NONE
-                        throttle.update(float(frame.pts * frame.time_base))
-                    _rescale(frame, stream.codec_context.time_base)
-                    output.mux(stream.encode(frame))
-
-        for packet in source.demux(*(s for s in (vin, ain) if s is not None)):
-            throttle.check()
-            feed = feeds[packet.stream.index]
-            if packet.pts is not None and packet.pts * packet.time_base > last_end:
-                feed.close()
-            if not any(f.open for f in feeds.values()):
-                break
-            if packet.dts is None or not feed.open:
-                continue
-            for frame in feed.decoder.decode(packet):
-                feed.push(frame)
-            pump()
+        sinks = _Sinks(output, pairs, throttle)
+        feeds = {stream.index: _Feed(stream, contexts[label], timeline, name)
+                 for stream, label in ((vin, "vin"), (ain, "ain")) if stream is not None}
+        reader = _Reader(source, feeds, vin, timeline, throttle, sinks)
+        gap = max(SEEK_GAP, float(info["keyframe_interval"]))
+        reader.read(plan.spans(gap), gap)
         for feed in feeds.values():
-            if feed.open:  # flushing the decoder: its last frames are lost without this
-                for frame in feed.decoder.decode(None):
-                    feed.push(frame)
             feed.close()
-        pump()
-        if feeds[vin.index].frames == 0:
+        sinks.pump()
+        if feeds[vin.index].decoded == 0:
             raise CorruptMedia("No video frame of the source could be decoded")
-        for _, stream in sinks:
-            output.mux(stream.encode(None))
-    return plan, throttle
+        wanted = plan.ranges[-1][1]
+        if reader.reached < wanted - SHORTFALL_TOLERANCE:
+            raise CorruptMedia(f"The source ended early: its data stops at {max(reader.reached, 0.0):.2f} s "
+                               f"of the {wanted:.2f} s to render") from reader.error
+        sinks.flush()
+    return plan, feeds[vin.index].decoded, throttle
+
+
+def _video_encoder(output: Any, plan: RenderPlan, fps: Fraction, encoding: Encoding) -> Any:
+    """The output's libx264 stream: the plan's size, square pixels, constant ``fps``."""
+    stream = output.add_stream("libx264", rate=fps)
+    stream.width, stream.height, stream.pix_fmt = plan.width, plan.height, "yuv420p"
+    context = stream.codec_context
+    context.sample_aspect_ratio = Fraction(1)
+    context.time_base = 1 / fps
+    context.thread_type = "AUTO"
+    context.thread_count = encoding.threads
+    if encoding.keyframe_interval is not None:
+        context.gop_size = max(1, round(encoding.keyframe_interval * fps))
+    context.options = {"preset": encoding.preset}
+    return stream
+
+
+def _audio_encoder(output: Any, ain: Any) -> Any:
+    """The output's AAC stream, at the source's rate and channel layout."""
+    stream = output.add_stream("aac", rate=ain.codec_context.sample_rate)
+    stream.layout = ain.codec_context.layout.name
+    stream.bit_rate = AUDIO_BIT_RATE
+    stream.codec_context.time_base = Fraction(1, ain.codec_context.sample_rate)
+    return stream
 
 
 def _build(spec: GraphSpec, vin: Any, ain: Any, threads: int) -> tuple[av.filter.Graph, dict[str, Any]]:

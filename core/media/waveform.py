@@ -26,7 +26,7 @@ import numpy as np
 
 from core.media.decode import TolerantDecoder
 from core.media.errors import InvalidRequest
-from core.media.filmstrip import is_fresh, write_json
+from core.media.derived import is_fresh, write_json
 from core.media.probe import described, open_input
 from ext.peaks import BlockPeaks, reduce_peaks
 from ext.progress import Throttle

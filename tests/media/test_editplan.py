@@ -131,3 +131,12 @@ def test_crop_outside_the_picture_names_the_field():
 def test_an_odd_source_is_cropped_to_even():
     result = plan(width=321, height=241)
     assert result.geometry == (Crop(0, 0, 320, 240),)
+
+
+def test_spans_join_ranges_closer_than_a_seek_is_worth():
+    result = plan({"type": "cut", "start": 1, "end": 2}, {"type": "cut", "start": 3, "end": 7},
+                  {"type": "cut", "start": 8, "end": 8.5}, duration=10)
+    assert result.ranges == ((0.0, 1.0), (2.0, 3.0), (7.0, 8.0), (8.5, 10.0))
+    assert result.spans(2.0) == [(0.0, 3.0), (7.0, 10.0)]
+    assert result.spans(4.0) == [(0.0, 10.0)]
+    assert result.spans(0.5) == [(0.0, 1.0), (2.0, 3.0), (7.0, 10.0)]

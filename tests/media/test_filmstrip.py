@@ -1,4 +1,5 @@
-"""Filmstrip sprites: exact frames at the slot centres even with one keyframe per clip, cached on disk."""
+"""Filmstrip sprites: exact frames at the slot centres even with one keyframe per clip, cached on
+disk, shown as a player shows them (upright, displayed aspect) at timeline times."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ import pytest
 
 from core.media.errors import InvalidRequest
 from core.media.filmstrip import cached_filmstrip, filmstrip
+from tests.media import checks
 from tests.media.clips import make_clip
+from tests.media.realworld import SAMPLES
 
 FPS = 25
 
@@ -90,3 +93,28 @@ def test_tiles_of_a_rotated_source_are_upright(tmp_path):
     # half-size tile; turned the wrong way it would be at rows 24-28.
     assert tile[133:135].mean() > 200
     assert tile[25:27].mean() < 150  # the grey of frame 12 is 104
+
+
+# Real-world sources (tests/media/realworld.py); sprites read with ffprobe / ffmpeg.
+
+@pytest.mark.parametrize(("name", "tile"), [("anamorphic", (160, 90)), ("phone_hevc", (160, 284))])
+def test_tiles_have_the_displayed_aspect(realworld, tmp_path, name, tile):
+    # anamorphic: 480x360 stored, 640x360 shown; phone_hevc: 320x180 stored, turned to 180x320.
+    result = filmstrip(realworld[name], tmp_path / "strip.jpg", 3, tile_width=160)
+    assert (result["tile"]["w"], result["tile"]["h"]) == tile
+    sprite = checks.stream(tmp_path / "strip.jpg", "video")
+    assert (sprite["width"], sprite["height"]) == (3 * tile[0], tile[1])
+
+
+@pytest.mark.parametrize("name", ["ts_late_clock", "obs_mkv"])
+def test_tile_times_are_timeline_times(realworld, tmp_path, name):
+    # The broadcast capture's clock starts an hour in; the OBS MKV's first packets have no
+    # dts (taking them for the end of the stream lost its first GOP).
+    sample = SAMPLES[name]
+    result = filmstrip(realworld[name], tmp_path / "strip.jpg", 3)
+    assert result["times"] == pytest.approx([sample.duration * (i + 0.5) / 3 for i in range(3)], abs=0.02)
+    luma = checks.picture_luma(tmp_path / "strip.jpg")
+    width = result["tile"]["w"]
+    for index, t in enumerate(result["times"]):
+        tile = luma[:, index * width:(index + 1) * width]
+        assert sample.timecode_error(float(tile.mean()), t) <= 2 * sample.frame, t

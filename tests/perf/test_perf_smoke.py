@@ -144,6 +144,16 @@ async def test_soak(redis_url: str, tmp_path: Path) -> None:
     check_rows(document["rows"], {"metric", "count", "p50_ms", "p99_ms"})
 
 
+async def test_ingest(tmp_path: Path) -> None:
+    rows = check_rows(await run_perf(tmp_path, "ingest", "--seconds", "1", "--size", "160x90", "--short-side", "60",
+                                     "--runs", "1", "--dir", str(tmp_path)),
+                      {"operation", "ours_ms", "cli_ms", "ours_over_cli"})
+    assert [row["operation"] for row in rows] == ["probe (deep)", "proxy 106x60, 1 thread"]
+    assert rows[0]["ms_per_media_minute"] > 0
+    assert all(rows[1][key] > 0 for key in ("x_realtime", "cli_x_realtime", "x_realtime_per_cpu",
+                                            "cli_x_realtime_per_cpu"))
+
+
 def test_every_load_scenario_is_covered() -> None:
     """A scenario added to ``python -m perf`` needs a smoke test here (the media micro-benchmarks
     and the cluster launcher are not load scenarios: they run for minutes or until Ctrl-C)."""
