@@ -87,6 +87,11 @@ def video_url(filename: str) -> str:
     return f"/videos/{filename}"
 
 
+def preview_url(filename: str) -> str:
+    """Where the browser proxy of a file of the media directory is served."""
+    return f"/api/videos/{filename}/preview"
+
+
 def content_type(name: str) -> str:
     return CONTENT_TYPES.get(os.path.splitext(name)[1].lower(), "application/octet-stream")
 

@@ -178,8 +178,26 @@ SCHEMAS: dict[str, Any] = {
             "bitrate": {"type": ["integer", "null"]}, "audio_codec": {"type": ["string", "null"]},
             "audio_channels": {"type": ["integer", "null"]}, "audio_rate": {"type": ["integer", "null"]},
             "rotation": {"type": "integer"}, "format": {"type": "string"}, "has_audio": {"type": "boolean"},
+            "start_time": {"type": "number", "description": "Container clock (s) of timeline 0, the first "
+                           "presented frame: every time in the API is on this timeline"},
+            "audio_offset": {"type": ["number", "null"], "description": "Timeline second where the audio starts"},
+            "display_width": {"type": "integer"}, "display_height": {"type": "integer"},
+            "display_aspect": {"type": "string"}, "sample_aspect": {"type": "string"},
+            "pix_fmt": {"type": ["string", "null"]}, "frames": {"type": "integer"},
+            "keyframes": {"type": "integer"}, "keyframe_interval": {"type": "number"},
+            "intra_only": {"type": "boolean"}, "vfr": {"type": "boolean"},
+            "header_duration": {"type": ["number", "null"]}, "browser_playable": {"type": "boolean"},
+            "preview": _ref("Preview"),
         },
         "additionalProperties": True,
+    },
+    "Preview": {
+        "type": "object", "required": ["status", "url", "operationId"],
+        "description": "Where a browser plays the video: the source itself, or its H.264/AAC proxy "
+                       "(made by the ingest job operationId; 404 at url until it is ready)",
+        "properties": {"status": {"enum": ["source", "pending", "ready", "failed"]},
+                       "url": {"type": "string"}, "operationId": {"type": ["string", "null"]},
+                       "error": {"type": "string", "description": "Why the proxy could not be made (failed)"}},
     },
     "Upload": {
         "type": "object", "required": ["filename", "url", "metadata"],
@@ -295,6 +313,10 @@ PATHS: dict[str, dict[str, Any]] = {
         "200": _SPRITE, "206": _SPRITE, "304": _NOT_MODIFIED, "400": _bad_query("count", MAX_COUNT),
         "404": _error("Unknown file"), "416": _UNSATISFIABLE, **MEDIA_ERRORS},
         params=[FILENAME, _COUNT], tags=["media"])},
+    "/api/videos/{filename}/preview": {"get": _op("The browser proxy (H.264/AAC MP4), with Range and ETag", {
+        "200": _MEDIA_FILE, "206": _MEDIA_FILE, "304": _NOT_MODIFIED,
+        "404": _error("Unknown file, or its proxy is not made yet"), "416": _UNSATISFIABLE},
+        params=[FILENAME], tags=["media"])},
     "/api/videos/{filename}/waveform": {"get": _op("Waveform peaks for the timeline", {
         "200": _json(_ref("Waveform"), "Peaks"), "400": _bad_query("peaks", MAX_PEAKS),
         "404": _error("Unknown file"), **MEDIA_ERRORS},

@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import NotFound, ValidationError
-from core.storage import is_regular_file, is_safe_name, video_url
+from core.storage import is_regular_file, is_safe_name, preview_url, video_url
+from core.media.ingest import preview_path
+from core.media.proxy import make_proxy
 from core.media.render import render
 from core.media.split import split
 from core.media.trim import MODES, trim
@@ -27,6 +29,7 @@ Progress = Callable[[float, str | None], None]
 ShouldCancel = Callable[[], bool]
 
 OPERATIONS = ("trim", "split", "process")
+"""What clients may ask for; the server also runs ``ingest`` jobs (a browser proxy per upload)."""
 OUTPUT_MAX = 100
 """Longest ``output`` label of a process request."""
 
@@ -83,14 +86,14 @@ def trim_params(body: object, media_dir: Path) -> dict[str, Any]:
 
 
 def split_params(body: object, media_dir: Path) -> dict[str, Any]:
-    """``{filename, splitTime, mode?}`` -> the job's params."""
+    """``{filename, splitTime, mode?}`` -> the job's params (without a mode the worker chooses)."""
     body = _object(body)
     filename = body.get("filename")
     source_path(media_dir, filename)
     at = _seconds(body, "splitTime")
     if at == 0:
         raise ValidationError("Field 'splitTime' must be after the start of the video", "splitTime")
-    return {"filename": filename, "at": at, "mode": _mode(body)}
+    return {"filename": filename, "at": at, "mode": _mode(body) if "mode" in body else None}
 
 
 def output_label(body: dict[str, Any]) -> str | None:
@@ -119,7 +122,10 @@ def process_params(filename: object, edits: object, media_dir: Path, *, output: 
 
 
 def output_names(operation: str, operation_id: str, attempt: int, params: dict[str, Any]) -> list[str]:
-    """The files attempt ``attempt`` of the job writes (two for split)."""
+    """The files attempt ``attempt`` of the job writes in the media directory (two for
+    split; none for ingest, whose proxy is a cached derivative of its source)."""
+    if operation == "ingest":
+        return []
     base = operation_id if attempt <= 1 else f"{operation_id}.r{attempt}"
     if "output" in params:
         base = f"{params['output']}-{base}"
@@ -163,4 +169,7 @@ def run(operation: str, operation_id: str, attempt: int, params: dict[str, Any],
         done = render(src, media_dir / names[0], params["edits"], progress, should_cancel,
                       threads=codec_threads)
         return _described(names[0], done["duration"])
+    if operation == "ingest":
+        done = make_proxy(src, preview_path(src), progress, should_cancel, threads=codec_threads)
+        return {"filename": params["filename"], "url": preview_url(params["filename"]), "duration": done["duration"]}
     raise ValueError(f"unknown operation {operation!r}")

@@ -148,13 +148,15 @@ RETURNING cancel_requested"""
 RUNNING_MAX_PROGRESS = 99.9
 
 _PROGRESS = f"""
-UPDATE jobs SET progress = least(greatest(progress, $3), {RUNNING_MAX_PROGRESS}), message = $4,
+UPDATE jobs SET progress = least(greatest(progress, $3), {RUNNING_MAX_PROGRESS}), message = coalesce($4, message),
   updated_at = now()
 WHERE operation_id = $1 AND lease_owner = $2 AND status = 'running'"""
 
-# The worker's final word; a lost lease or a cancel that came first makes it a no-op.
+# The worker's final word; a lost lease or a cancel that came first makes it a no-op. The
+# message says how it ended (it said 'Started' or the last progress note before).
 _FINISH = """
 UPDATE jobs SET status = $3, result = $4::jsonb, error = $5,
+  message = CASE $3 WHEN 'done' THEN 'Done' WHEN 'cancelled' THEN 'Cancelled' ELSE 'Failed' END,
   progress = CASE WHEN $3 = 'done' THEN 100 ELSE progress END,
   lease_owner = NULL, lease_expires_at = NULL, finished_at = now(), updated_at = now()
 WHERE operation_id = $1 AND lease_owner = $2 AND status = 'running'

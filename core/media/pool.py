@@ -34,7 +34,7 @@ log = logging.getLogger("nve.media.pool")
 
 T = TypeVar("T")
 
-WARM_MODULES = ("core.media.probe", "core.media.filmstrip", "core.media.waveform")
+WARM_MODULES = ("core.media.ingest", "core.media.filmstrip", "core.media.waveform")
 DEFAULT_TIMEOUT = 60.0
 
 

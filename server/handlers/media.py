@@ -32,7 +32,7 @@ from core import storage
 from core.media.errors import MediaError
 from core.media.filmstrip import MAX_COUNT, cached_filmstrip
 from core.media.pool import MediaPool
-from core.media.probe import probe
+from core.media.ingest import ingest, ingest_operation_id, preview, preview_path, store_description
 from core.media.waveform import DEFAULT_PEAKS, MAX_PEAKS, cached_waveform
 from server.access import check_media_owner, owner_of
 from server.files import serve_file
@@ -50,6 +50,8 @@ MULTIPART_OVERHEAD = 1 << 20
 """Body bytes allowed beyond ``upload_limit`` for the multipart framing and other fields."""
 DEFAULT_THUMBNAILS = 10
 DERIVATIVE_TIMEOUT = 300.0
+INGEST_TIMEOUT = 600.0
+"""A deep probe reads every packet (and a stream-written file is remuxed): minutes for hours of media."""
 _OPERATION_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _DIGITS = re.compile(r"[0-9]{1,9}")
 
@@ -63,6 +65,7 @@ def register_media_routes(app: App) -> None:
     add("GET", "/api/videos/{filename}/thumbnails", get_thumbnails)
     add("GET", "/api/videos/{filename}/thumbnails.jpg", get_thumbnail_sprite)
     add("GET", "/api/videos/{filename}/waveform", get_waveform)
+    add("GET", "/api/videos/{filename}/preview", get_preview)
 
 
 def install_media_pool(app: App, size: int = 1, *, warm: bool = True) -> MediaPool:
@@ -141,15 +144,16 @@ def operation_id_of(request: Request) -> str:
 
 
 async def store_upload(app: App, temp: Path, client_name: str | None, owner: str) -> dict[str, Any]:
-    """Probe a finished upload and move it into the media directory as ``owner``'s; ``{filename, url, metadata}``.
+    """Ingest a finished upload and move it into the media directory as ``owner``'s; ``{filename, url, metadata}``.
 
     Not a usable video: the file is removed and the MediaError (415/422) raised as HTTPError.
-    The owner is recorded before the answer; if that fails the stored file is removed
-    again, so no file is left that nobody (or the wrong owner) could claim.
+    The owner, the file's description and (for a source browsers cannot play) the job
+    that makes its browser proxy are recorded before the answer; if that fails the stored
+    file is removed again, so no file is left that nobody (or the wrong owner) could claim.
     """
     loop = asyncio.get_running_loop()
     try:
-        metadata = await media_pool(app).run(probe, str(temp))
+        metadata = await media_pool(app).run(ingest, str(temp), timeout=INGEST_TIMEOUT)
     except MediaError as error:
         await loop.run_in_executor(None, _unlink, temp)
         raise HTTPError(error.status, str(error).replace(temp.name, client_name or "The upload")) from None
@@ -158,14 +162,26 @@ async def store_upload(app: App, temp: Path, client_name: str | None, owner: str
         raise
     ext = storage.video_extension(client_name, metadata.get("format"))
     filename = await loop.run_in_executor(None, storage.commit, temp, app.settings.media_path, ext)
+    stored = app.settings.media_path / filename
     try:
         await app.access.media.record(filename, owner)
+        await loop.run_in_executor(None, store_description, stored, metadata)
+        if not metadata["browser_playable"]:
+            await request_preview(app, owner, filename)
     except BaseException:
-        await asyncio.shield(loop.run_in_executor(None, _unlink, app.settings.media_path / filename))
+        await asyncio.shield(loop.run_in_executor(None, _unlink, stored))
         raise
+    metadata = {**metadata, "preview": preview(stored, metadata)}
     # The probe just ran: seed the metadata cache so the first GET /api/metadata is a hit.
     await app.kv.metadata.put(filename, metadata)
     return {"filename": filename, "url": storage.video_url(filename), "metadata": metadata}
+
+
+async def request_preview(app: App, owner: str, filename: str) -> None:
+    """Queue the ``ingest`` job that makes the browser proxy of ``filename`` (once: its
+    operation id is the idempotency key, so asking again finds the same job)."""
+    operation_id = ingest_operation_id(filename)
+    await app.jobs.enqueue(owner, operation_id, "ingest", {"filename": filename}, idempotency_key=operation_id)
 
 
 def _unlink(path: Path) -> None:
@@ -245,6 +261,18 @@ async def get_video(request: Request) -> AnyResponse:
     path = storage.media_file(request.app.settings.media_path, name)
     await check_media_owner(request, name)
     return await serve_file(request, path, storage.content_type(name))
+
+
+async def get_preview(request: Request) -> AnyResponse:
+    """``GET/HEAD /api/videos/{filename}/preview``: the browser proxy (404 until the ingest job made it)."""
+    assert request.app is not None
+    name = request.path_params["filename"]
+    src = storage.media_file(request.app.settings.media_path, name)
+    await check_media_owner(request, name)
+    proxy = preview_path(src)
+    if not storage.is_regular_file(proxy):
+        raise HTTPError(404, f"The preview of {name} is not ready (see its metadata's preview)")
+    return await serve_file(request, proxy, "video/mp4")
 
 
 # -- derivatives -----------------------------------------------------------------------------

@@ -3,20 +3,26 @@
 The name must be a plain ``[A-Za-z0-9._-]`` file name of a regular file directly in the
 media directory, else 404 (so ``..`` and friends never reach the file system). The
 body is the cached JSON document as Redis holds it: a hit costs one ``GET`` and no
-encoding. A file that is not a video answers its media error (415/422).
+encoding. A file that is not a video answers its media error (415/422). A document whose
+browser preview was still being made when it was cached is re-checked (a stat and the
+job's row) until the proxy exists, then cached anew; a job that ended without one makes
+the preview ``failed`` with its error.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core import storage
 from core.media.errors import MediaError
-from core.media.probe import probe
-from server.access import check_media_owner
-from server.handlers.media import media_pool
+from core.media.derived import is_fresh
+from core.media.ingest import ingest_operation_id, metadata, preview_path
+from server.access import check_media_owner, owner_of
+from server.handlers.media import media_pool, request_preview
 from server.http.request import Request
 from server.http.response import HTTPError, Response, raw_json_response
 
@@ -29,12 +35,17 @@ def register_metadata_routes(app: App) -> None:
 
 
 def pooled_probe(app: App) -> Callable[[Path], Awaitable[dict[str, Any]]]:
-    """The cache's probe: :func:`core.media.probe.probe` in the app's media worker pool."""
+    """The cache's probe: :func:`core.media.ingest.metadata` in the app's media worker pool."""
 
     async def run(path: Path) -> dict[str, Any]:
-        return await media_pool(app).run(probe, str(path))
+        return await media_pool(app).run(metadata, str(path))
 
     return run
+
+
+PENDING = b'"status":"pending"'
+"""How a cached document whose browser proxy was still being made reads (compact JSON)."""
+ENDED = ("failed", "cancelled")
 
 
 async def get_metadata(request: Request) -> Response:
@@ -44,8 +55,30 @@ async def get_metadata(request: Request) -> Response:
     await check_media_owner(request, filename)
     try:
         document = await app.kv.metadata.get_json(filename)
+        if PENDING in document:
+            document = await _pending(request, filename, document)
     except MediaError as error:
         raise HTTPError(error.status, str(error)) from None
     except FileNotFoundError:
         raise HTTPError(404, f"Video {filename} not found") from None
     return raw_json_response(document)
+
+
+async def _pending(request: Request, filename: str, document: bytes) -> bytes:
+    """A document whose preview was pending when cached, brought up to date: ``ready`` once
+    the proxy exists, ``failed`` (with the job's ``error``) when its job ended without one;
+    a file stored before proxies were made (no job) gets its job now."""
+    app = request.app
+    src = app.settings.media_path / filename
+    if await asyncio.get_running_loop().run_in_executor(None, is_fresh, src, preview_path(src)):
+        await app.kv.metadata.invalidate(filename)
+        return await app.kv.metadata.get_json(filename)
+    owner = await owner_of(request)
+    job = await app.jobs.get(owner, ingest_operation_id(filename))
+    if job is None:
+        await request_preview(app, owner, filename)
+    elif job.status in ENDED:
+        metadata = json.loads(document)
+        metadata["preview"] = {**metadata["preview"], "status": "failed", "error": job.error}
+        return json.dumps(metadata, separators=(",", ":")).encode()
+    return document

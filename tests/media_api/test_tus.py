@@ -75,7 +75,7 @@ async def test_upload_in_pieces_becomes_a_video(client, media_dir: Path, clip: P
     status = (await client.get(url, headers=TUS)).json()
     assert status["complete"] and status["filename"] == name and status["metadata"]["width"] == 320
     assert await offset_of(client, url) == len(data)
-    assert [f for f in media_files(media_dir) if not f.startswith(".tus/")] == [name]
+    assert [f for f in media_files(media_dir) if not f.startswith(".tus/")] == [f".cache/{name}.probe.json", name]
 
 
 async def test_progress_and_complete_are_published(client, media_server, clip: Path) -> None:
