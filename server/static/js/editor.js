@@ -1,6 +1,7 @@
-// The editor: one open project. The player streams the source from /videos (the browser
-// seeks with Range requests), the timeline shows and edits the TimelineState, the side
-// panels list markers and edits, and every change is autosaved.
+// The editor: one open project. The player streams the source from /videos, or the
+// server's browser proxy of it when browsers cannot play the source (preview.js), seeking
+// with Range requests; the timeline shows and edits the TimelineState, the side panels list
+// markers and edits, and every change is autosaved.
 //
 // Each opened project is an EditorSession whose listeners all hang on one AbortSignal
 // and whose canvas is its own, so closing it leaves nothing behind for the next one.
@@ -9,6 +10,7 @@ import { api } from "./api.js";
 import { Autosave } from "./autosave.js";
 import { $, el } from "./dom.js";
 import { formatTime } from "./format.js";
+import { describe, PreviewSource } from "./preview.js";
 import { describeEdit, TimelineModel } from "./timeline-model.js";
 import { loadSprite, TimelineView } from "./timeline-view.js";
 
@@ -19,8 +21,8 @@ const TYPING = new Set(["INPUT", "SELECT", "TEXTAREA"]);
 
 export class EditorSession {
   /**
-   * `ui`: {notify(sentence), jobs: JobsPanel, follow(operationIds), setSaveStatus(text, kind),
-   *        setTitle(text|null), showConflict(bool)}
+   * `ui`: {notify(sentence), jobs: JobsPanel, socket: NveSocket, follow(operationIds),
+   *        setSaveStatus(text, kind), setTitle(text|null), showConflict(bool)}
    */
   constructor(ui) {
     this.ui = ui;
@@ -28,6 +30,8 @@ export class EditorSession {
     this.player = $("#player");
     this.aborter = new AbortController();
     this.project = null;
+    this.preview = null;
+    this._startAt = 0; // where a source being loaded starts playing
   }
 
   async open(id) {
@@ -50,7 +54,17 @@ export class EditorSession {
       onSelect: (selection) => this._showSelection(selection),
     });
     this._wire();
-    this._loadPlayer(project, this.model.currentTime);
+    this._wirePlayer();
+    this._startAt = this.model.currentTime;
+    this.preview = new PreviewSource({
+      filename: project.video_filename, videoUrl: project.video_url, preview: meta.preview,
+      socket: this.ui.socket, follow: (ids) => this.ui.follow(ids), track: (info) => this.ui.jobs.track(info),
+      signal: this.aborter.signal,
+    });
+    this.preview.addEventListener("change", () => this._showPreview());
+    this._showPreview();
+    this._showTime();
+    this.preview.start();
     this._loadDerivatives(project.video_filename);
     this._render();
     this.ui.setSaveStatus("All changes saved", "saved");
@@ -68,6 +82,7 @@ export class EditorSession {
     this.player.removeAttribute("src");
     this.player.load();
     this._showPlaying(false);
+    this._showOverlay(null);
     this.root.hidden = true;
     this.ui.setTitle(null);
     this.ui.setSaveStatus(null);
@@ -107,13 +122,35 @@ export class EditorSession {
     }
   }
 
-  _loadPlayer(project, startAt) {
+  /** Play what the preview says: the source, the proxy once ready, or nothing yet. */
+  _showPreview() {
+    const { state } = this.preview;
+    this._showOverlay(state);
+    if (!this.preview.playable || this.player.getAttribute("src") === state.url) return;
+    // Switching from nothing (a proxy that just became ready): start where the playhead is.
+    const playing = !this.player.paused;
+    this._startAt = this._time();
+    this.player.src = state.url;
+    if (playing) this.togglePlay();
+  }
+
+  _showOverlay(state) {
+    const text = state ? describe(state) : null;
+    const box = $("#preview-status");
+    box.hidden = text === null;
+    box.dataset.status = state?.status ?? "";
+    $("#preview-status-text").textContent = text ?? "";
+    const bar = $("#preview-progress");
+    bar.hidden = state?.status !== "pending";
+    bar.value = state?.progress ?? 0;
+  }
+
+  _wirePlayer() {
     const player = this.player;
     const signal = this.aborter.signal;
-    player.src = project.video_url;
     player.addEventListener("loadedmetadata", () => {
       if (!this.model.duration && Number.isFinite(player.duration)) this.model.duration = player.duration;
-      player.currentTime = Math.min(startAt, player.duration || startAt);
+      player.currentTime = Math.min(this._startAt, player.duration || this._startAt);
       this._applyPreview();
       this._showTime();
     }, { signal });
@@ -139,32 +176,42 @@ export class EditorSession {
 
   /** The playhead moved and stays: show it and save it. */
   _noteTime() {
-    this.view.setPlayhead(this.player.currentTime);
+    const time = this._time();
+    this.view.setPlayhead(time);
     this._showTime();
-    if (Math.abs(this.model.currentTime - this.player.currentTime) > 1e-3) {
-      this.model.setView({ currentTime: this.player.currentTime });
+    if (Math.abs(this.model.currentTime - time) > 1e-3) {
+      this.model.setView({ currentTime: time });
     }
   }
 
   seek(time) {
     const t = Math.min(Math.max(0, time), this.model.duration || time);
     this.player.currentTime = t;
+    if (this.player.readyState === 0) {
+      // Nothing loaded yet (a proxy still being made): the playhead moves alone, and the
+      // video starts there once it loads.
+      this._startAt = t;
+      this.view.setPlayhead(t);
+      this._noteTime();
+      return;
+    }
     this.view.setPlayhead(t);
     this._showTime();
   }
 
   togglePlay() {
+    if (!this.preview?.playable) return; // the overlay says why there is nothing to play
     if (this.player.paused) this.player.play().catch((error) => this.ui.notify(`Cannot play: ${error.message}`));
     else this.player.pause();
   }
 
   stepFrames(count) {
     this.player.pause();
-    this.seek(this.player.currentTime + count / this.fps);
+    this.seek(this._time() + count / this.fps);
   }
 
   _showTime() {
-    $("#time").textContent = `${formatTime(this.player.currentTime)} / ${formatTime(this.model.duration)}`;
+    $("#time").textContent = `${formatTime(this._time())} / ${formatTime(this.model.duration)}`;
   }
 
   /** Hear and see speed and volume while editing (the render applies them for real). */
@@ -261,7 +308,8 @@ export class EditorSession {
     action();
   }
 
-  _time() { return this.player.currentTime; }
+  /** The playhead: the player's time, or the timeline's while no video is loaded. */
+  _time() { return this.player.readyState > 0 ? this.player.currentTime : (this.view?.playhead ?? this._startAt); }
 
   addMarker() {
     this.model.addMarker(this._time(), `Marker ${this.model.markers.length + 1}`);

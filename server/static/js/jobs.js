@@ -144,8 +144,13 @@ export class JobsPanel {
       row.bar.value = 100;
       row.percent.textContent = "100 %";
       row.status.textContent = "Done";
-      row.message.textContent = result?.duration ? `Output: ${Number(result.duration).toFixed(2)} s` : "Finished";
-      this._outputs(row.output, result);
+      if (job.info.operation === "ingest") {
+        // The browser proxy: the editor plays it; it is not an output to download.
+        row.message.textContent = "Preview ready";
+      } else {
+        row.message.textContent = result?.duration ? `Output: ${Number(result.duration).toFixed(2)} s` : "Finished";
+        this._outputs(row.output, result);
+      }
     } else {
       row.status.textContent = status === "cancelled" ? "Cancelled" : "Failed";
       row.message.textContent = status === "cancelled" ? "The job was cancelled." : (error || "The job failed.");

@@ -42,6 +42,7 @@ function follow(operationIds) { socket.subscribe(operationIds); }
 const ui = {
   notify,
   jobs,
+  socket,
   follow,
   setTitle(text) {
     const title = $("#project-title");
@@ -58,7 +59,12 @@ const ui = {
   showConflict(show) { $("#conflict").hidden = !show; },
 };
 
-const projects = new ProjectsView({ open: (id) => { location.hash = `#/projects/${id}`; }, notify });
+const projects = new ProjectsView({
+  open: (id) => { location.hash = `#/projects/${id}`; },
+  notify,
+  // An upload's ingest (the browser proxy being made) shows in the jobs panel like any job.
+  track: (info) => { jobs.track(info); follow([info.operationId]); },
+});
 $("#conflict-reload").addEventListener("click", () => editor?.takeTheirs());
 $("#conflict-overwrite").addEventListener("click", () => editor?.overwrite());
 

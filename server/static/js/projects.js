@@ -6,10 +6,14 @@ import { formatBytes, formatDate, formatTime } from "./format.js";
 import { precheck, uploadVideo } from "./upload.js";
 
 export class ProjectsView {
-  /** `open(id)` switches to the editor; `notify(sentence)` shows an error banner. */
-  constructor({ open, notify }) {
+  /**
+   * `open(id)` switches to the editor; `notify(sentence)` shows an error banner;
+   * `track({operationId, operation, title})` follows a job in the jobs panel.
+   */
+  constructor({ open, notify, track }) {
     this.open = open;
     this.notify = notify;
+    this.track = track;
     this.root = $("#projects-view");
     this.list = $("#project-list");
     this.empty = $("#projects-empty");
@@ -141,10 +145,17 @@ export class ProjectsView {
       });
       const nameInput = $("#new-project-name");
       const name = nameInput.value.trim() || file.name.replace(/\.[^.]+$/, "") || "Untitled";
-      const duration = uploaded.metadata?.duration;
+      const meta = uploaded.metadata;
+      const preview = meta?.preview;
+      if (preview?.status === "pending" && preview.operationId) {
+        this.track?.({ operationId: preview.operationId, operation: "ingest", title: "Preparing preview" });
+      }
+      const duration = meta?.duration;
+      // The size as shown (a phone's portrait clip is stored landscape with a rotation).
+      const size = `${meta?.display_width ?? meta?.width}×${meta?.display_height ?? meta?.height}`;
       const { data: project } = await api.createProject({
         name, videoFilename: uploaded.filename, videoUrl: uploaded.url,
-        description: duration ? `${formatTime(duration)} · ${uploaded.metadata.width}×${uploaded.metadata.height}` : undefined,
+        description: duration ? `${formatTime(duration)} · ${size}` : undefined,
         timelineState: { currentTime: 0, zoom: 1, markers: [], edits: [] },
       });
       nameInput.value = "";
