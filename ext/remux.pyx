@@ -27,6 +27,14 @@ very file as plain Python and show what compiling it gains.
 import cython
 
 
+@cython.ccall
+def presented_at(packet) -> object:
+    """A packet's presentation time: its pts, else its dts (AVI gives only that), else None
+    (the demuxer's empty end-of-stream packets)."""
+    value = packet.pts
+    return packet.dts if value is None else value
+
+
 @cython.cclass
 class Track:
     """Which packets of one input stream to copy into which output stream, and how.
@@ -116,7 +124,6 @@ def copy_packets(packets, tracks: dict):
     pts: cython.longlong
     dts: cython.longlong
     known: cython.bint
-    stop: cython.bint
     open_tracks: cython.Py_ssize_t = len(tracks)
     for packet in packets:
         found = tracks.get(packet.stream_index)
@@ -125,11 +132,9 @@ def copy_packets(packets, tracks: dict):
         track = found
         if track.done:
             continue
-        value = packet.pts
+        value = presented_at(packet)
         if value is None:
-            value = packet.dts
-            if value is None:  # the demuxer's empty end-of-stream packets
-                continue
+            continue
         pts = value
         value = packet.dts
         known = value is not None
@@ -203,11 +208,9 @@ def video_stop(packets, index: cython.Py_ssize_t, track: Track) -> cython.longlo
     for packet in packets:
         if packet.stream_index != index:
             continue
-        value = packet.pts
+        value = presented_at(packet)
         if value is None:
-            value = packet.dts
-            if value is None:
-                continue
+            continue
         pts = value
         if track.stops(pts, packet.is_keyframe):
             break
@@ -319,11 +322,9 @@ def index_packets(packets, video: cython.Py_ssize_t, audio: cython.Py_ssize_t) -
     error = None
     try:
         for packet in packets:
-            value = packet.pts
+            value = presented_at(packet)
             if value is None:
-                value = packet.dts
-                if value is None:
-                    continue
+                continue
             pts = value
             end = pts + packet.duration
             if packet.stream_index == video:

@@ -57,6 +57,7 @@ from core.media.gop import seek_before
 from core.media.output import atomic_output, open_output
 from core.media.probe import Timeline, described, media_duration, open_input, video_stream
 from ext.progress import Throttle
+from ext.remux import presented_at
 
 Progress = Callable[[float, str | None], None]
 Filters = list[tuple[str, str | None]]
@@ -281,7 +282,7 @@ class _Feed:
             if packet.dts is not None:
                 return packet.dts >= end
             return packet.is_keyframe and packet.pts is not None and packet.pts >= end
-        at = packet.pts if packet.pts is not None else packet.dts
+        at = presented_at(packet)
         return at is not None and at >= end
 
     def decode(self, packet: av.Packet | None) -> None:
@@ -393,7 +394,7 @@ class _Reader:
         short = set(self.feeds)
         for packet in self.packets:
             self.throttle.check()
-            at = packet.pts if packet.pts is not None else packet.dts
+            at = presented_at(packet)
             if at is None:  # the demuxer's empty end-of-stream packets: _drain flushes instead
                 continue
             self.reached = max(self.reached, self.timeline.seconds(at + packet.duration, packet.stream))
