@@ -60,6 +60,12 @@ def store_description(path: str | os.PathLike[str], info: dict[str, Any]) -> Non
     write_json(cache_path(path, DESCRIPTION), info)
 
 
+def discard(path: str | os.PathLike[str]) -> None:
+    """Remove a stored upload and its description (an upload that could not be recorded)."""
+    for leftover in (Path(path), cache_path(path, DESCRIPTION)):
+        leftover.unlink(missing_ok=True)
+
+
 def preview_path(src: str | os.PathLike[str]) -> Path:
     return cache_path(src, PREVIEW)
 

@@ -32,7 +32,7 @@ from core import storage
 from core.media.errors import MediaError
 from core.media.filmstrip import MAX_COUNT, cached_filmstrip
 from core.media.pool import MediaPool
-from core.media.ingest import ingest, ingest_operation_id, preview, preview_path, store_description
+from core.media.ingest import discard, ingest, ingest_operation_id, preview, preview_path, store_description
 from core.media.waveform import DEFAULT_PEAKS, MAX_PEAKS, cached_waveform
 from server.access import check_media_owner, owner_of
 from server.files import serve_file
@@ -169,7 +169,7 @@ async def store_upload(app: App, temp: Path, client_name: str | None, owner: str
         if not metadata["browser_playable"]:
             await request_preview(app, owner, filename)
     except BaseException:
-        await asyncio.shield(loop.run_in_executor(None, _unlink, stored))
+        await asyncio.shield(loop.run_in_executor(None, discard, stored))
         raise
     metadata = {**metadata, "preview": preview(stored, metadata)}
     # The probe just ran: seed the metadata cache so the first GET /api/metadata is a hit.

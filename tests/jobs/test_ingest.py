@@ -119,3 +119,17 @@ async def test_a_file_stored_before_proxies_existed_gets_its_job_on_first_look(j
         assert (job["status"], job["operation"]) == ("queued", "ingest")
         again = (await http.get("/api/metadata/old.avi")).json()["preview"]  # the same job, not another
     assert again == preview
+
+
+async def test_an_upload_whose_preview_job_cannot_be_queued_leaves_nothing(jobs_server: Any, media_dir: Path,
+                                                                           tmp_path: Path) -> None:
+    server = await jobs_server(workers=0)
+
+    async def refuse(*args: Any, **kwargs: Any) -> None:  # the queue's database fails at that moment
+        raise OSError("the job queue is unreachable")
+
+    server.app.jobs.enqueue = refuse
+    async with _http(server) as http:
+        response = await _upload(http, build("prores_pcm", tmp_path))
+    assert response.status_code >= 500 and "error" in response.json()
+    assert [p for p in media_dir.rglob("*") if p.is_file()] == []  # neither the file nor its description
