@@ -35,6 +35,9 @@ class Settings:
     redis_url: str = "redis://127.0.0.1:6379/0"
     workers: int = SPARE_CORES
     allowed_origins: tuple[str, ...] = ()
+    allowed_hosts: tuple[str, ...] = ()
+    """Host names (``NVE_ALLOWED_HOSTS``; ``*`` for any) under which a loopback client is the
+    local user in ``auto`` mode, besides ``localhost`` and loopback addresses (server/access.py)."""
     trusted_proxies: tuple[str, ...] = ()
     bench: bool = False
     access: str = "auto"
@@ -97,6 +100,8 @@ class Settings:
             values["workers"] = int(env["NVE_WORKERS"])
         if "NVE_ALLOWED_ORIGINS" in env:
             values["allowed_origins"] = _split_list(env["NVE_ALLOWED_ORIGINS"])
+        if "NVE_ALLOWED_HOSTS" in env:
+            values["allowed_hosts"] = _split_list(env["NVE_ALLOWED_HOSTS"])
         if "NVE_TRUSTED_PROXIES" in env:
             values["trusted_proxies"] = _split_list(env["NVE_TRUSTED_PROXIES"])
         values["bench"] = env.get("NVE_BENCH") == "1"

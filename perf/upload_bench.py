@@ -76,7 +76,7 @@ async def _multipart(port: int, payload: Path, size: int) -> None:
               f"Content-Type: video/mp4\r\n\r\n").encode()
     suffix = f"\r\n--{BOUNDARY}--\r\n".encode()
     length = len(prefix) + size + len(suffix)
-    head = (f"POST /api/upload HTTP/1.1\r\nHost: bench\r\nContent-Length: {length}\r\n"
+    head = (f"POST /api/upload HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {length}\r\n"
             f"Content-Type: multipart/form-data; boundary={BOUNDARY}\r\n\r\n")
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(head.encode() + prefix)
@@ -103,7 +103,7 @@ def _sha1s(payload: Path, size: int, chunk: int) -> list[str]:
 
 async def _tus(port: int, payload: Path, size: int, chunk: int, checksums: list[str] | None) -> None:
     tus = "Tus-Resumable: 1.0.0\r\n"
-    status, headers = await _request(port, f"POST /api/uploads/ HTTP/1.1\r\nHost: bench\r\n{tus}"
+    status, headers = await _request(port, f"POST /api/uploads/ HTTP/1.1\r\nHost: 127.0.0.1\r\n{tus}"
                                            f"Upload-Length: {size}\r\nContent-Length: 0\r\n\r\n", b"")
     if status != 201:
         raise RuntimeError(f"tus creation answered {status}")
@@ -113,7 +113,7 @@ async def _tus(port: int, payload: Path, size: int, chunk: int, checksums: list[
         length = min(chunk, size - offset)
         extra = f"Upload-Checksum: sha1 {checksums[offset // chunk]}\r\n" if checksums else ""
         status, headers = await _request(port, (
-            f"PATCH {url} HTTP/1.1\r\nHost: bench\r\n{tus}Upload-Offset: {offset}\r\n{extra}"
+            f"PATCH {url} HTTP/1.1\r\nHost: 127.0.0.1\r\n{tus}Upload-Offset: {offset}\r\n{extra}"
             f"Content-Type: application/offset+octet-stream\r\nContent-Length: {length}\r\n\r\n"),
             [(payload, offset, length)])
         if status != 204:

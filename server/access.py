@@ -4,12 +4,19 @@ Owner of a request (:func:`owner_of`), first rule that applies:
 
 1. ``Authorization: Bearer <key>``: the key's tenant; an unknown or revoked key is a 401
    (a client that presents a credential means it: it never falls back to anything else).
+   Dispatch applies this on every route (:func:`check_credentials`), so no route, not
+   even one that needs no owner such as the session's, acts on a request whose key fails.
 2. A local request: the single user ``local``. Local means: the server runs with
    ``access=open``; or with ``access=auto`` (the default) and the peer is a loopback
    address and no proxy header (``X-Forwarded-For``, ``Forwarded``, ``X-Real-IP``) says
-   the request came from further away. The rule follows Redis's protected mode: on a
-   machine of one's own, ``nve serve`` just works; from the network, nobody is let in as
-   the local user, even with the server bound to every interface (the contract's default).
+   the request came from further away, and ``Host`` names this machine: ``localhost`` or
+   a loopback address (any port), or a host in ``NVE_ALLOWED_HOSTS``. The rule follows
+   Redis's protected mode: on a machine of one's own, ``nve serve`` just works; from the
+   network, nobody is let in as the local user, even with the server bound to every
+   interface (the contract's default). The ``Host`` condition stops DNS rebinding: a page
+   of a name its attacker re-points at 127.0.0.1 reaches us from loopback, and is
+   same-origin by the Origin check too, but it says its own name in ``Host`` (as Jupyter's
+   ``local_hostnames`` rule does). A loopback address in ``Host`` cannot be rebound.
 3. The ``nve_session`` cookie naming a live session: that browser session (``GET /`` starts
    one for a browser that has none, so the editor works with no sign-in step).
 4. Otherwise 401.
@@ -27,6 +34,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from core.access import owners
 from core.access.apikeys import ApiKeyStore
@@ -59,8 +67,10 @@ class Principal:
 class Access:
     """The stores behind access decisions, one per app (``app.access``)."""
 
-    def __init__(self, db: Database, mode: str) -> None:
+    def __init__(self, db: Database, mode: str, allowed_hosts: tuple[str, ...] = ()) -> None:
         self.mode = mode
+        self.local_hosts = frozenset(("localhost", *(host.lower() for host in allowed_hosts)))
+        """``Host`` names (lower case) under which a loopback client may be the local user."""
         self.keys = ApiKeyStore(db)
         self.tokens = TokenStore(db)
         self.media = MediaOwners(db)
@@ -79,6 +89,14 @@ async def principal(request: Request) -> Principal:
 async def owner_of(request: Request) -> str:
     """The owner id the request acts for; raises 401 when it has no credential that holds."""
     return (await principal(request)).owner
+
+
+async def check_credentials(request: Request) -> None:
+    """401 when the request presents an ``Authorization`` that does not hold (rule 1); dispatch
+    calls it for every route whose answer belongs to an owner (the session routes included),
+    so the handlers that act for one find the principal settled already."""
+    if request.headers.get("authorization") is not None:
+        await principal(request)
 
 
 async def _establish(request: Request) -> Principal:
@@ -109,10 +127,26 @@ def is_local(request: Request) -> bool:
     if any(request.headers.get(name) is not None for name in PROXY_HEADERS):
         return False
     peer = request.client[0] if request.client else ""
+    return _is_loopback(peer.partition("%")[0]) and _names_this_machine(request)
+
+
+def _names_this_machine(request: Request) -> bool:
+    """Whether ``Host`` is a name of this machine (module docstring, rule 2): DNS rebinding."""
+    local_hosts = request.app.access.local_hosts
+    if "*" in local_hosts:
+        return True
     try:
-        return ipaddress.ip_address(peer.partition("%")[0]).is_loopback
+        hostname = urlsplit(f"//{request.headers.get('host') or ''}".lower()).hostname
     except ValueError:
-        return False  # a Unix socket or an unknown peer is not assumed to be local
+        return False
+    return hostname is not None and (hostname in local_hosts or _is_loopback(hostname))
+
+
+def _is_loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False  # a Unix socket, an unknown peer, a host name: not assumed to be local
 
 
 async def websocket_owner(request: Request) -> str | None:

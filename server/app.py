@@ -3,7 +3,8 @@
 :class:`App` is what a handler reaches through ``request.app``. :meth:`App.dispatch` is
 the one place where exceptions become responses: an :class:`HTTPError` or a domain error
 becomes its status and sentence, anything else a 500 carrying the request id (logged with
-its traceback), so a broken handler costs its own request and nothing more.
+its traceback), so a broken handler costs its own request and nothing more. It is also
+where every answer gets its route's caching policy (server/caching.py).
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from core.db.pool import Database
 from core.errors import DomainError
 from core.kv.services import KvServices, RateLimits
 from core.projects import ProjectStore
-from server.access import Access, check_same_origin
+from server.access import Access, check_credentials, check_same_origin
+from server.caching import PER_OWNER, CachePolicy, apply_policy
 from server.http.request import Request
-from server.http.response import AnyResponse, HTTPError, error_response
+from server.http.response import AnyResponse, HTTPError, Upgrade, error_response
 from server.handlers.metrics import record_request
 from server.handlers.session import enforce_rate_limit
 from server.routing import Router
@@ -51,7 +53,7 @@ class App:
         self.settings = settings
         self.db = db
         self.projects = ProjectStore(db)
-        self.access = Access(db, settings.access)
+        self.access = Access(db, settings.access, settings.allowed_hosts)
         self.router = Router(default_body_limit=settings.json_body_limit)
         self.on_startup: list[Hook] = []
         self.on_shutdown: list[Hook] = []
@@ -88,10 +90,13 @@ class App:
         started = time.perf_counter()
         request.app = self
         pattern = "unmatched"
+        cache: CachePolicy | None = None
         try:
             route, request.path_params = self.router.resolve(request.method, request.path)
-            pattern = route.pattern
+            pattern, cache = route.pattern, route.cache
             request.body_limit = route.body_limit
+            if cache is PER_OWNER:  # its answer belongs to an owner: a bad key is a 401, never a fallback
+                await check_credentials(request)
             check_same_origin(request)
             if route.rate_limited:
                 await enforce_rate_limit(request)
@@ -105,6 +110,8 @@ class App:
         except Exception:
             log.exception("request %s %s failed (id %s)", request.method, request.path, request.request_id)
             response = error_response(500, "Internal server error", requestId=request.request_id)
+        if not isinstance(response, Upgrade):
+            apply_policy(cache, response)
         status, elapsed = getattr(response, "status", 101), time.perf_counter() - started
         record_request(request.method, pattern, status, elapsed)
         access_log.info("%s %s %d %.1fms id=%s", request.method, request.path, status,

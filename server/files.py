@@ -1,4 +1,8 @@
-"""Files served from disk: one ``Range``, ``ETag`` / ``If-None-Match``, chunks read off the loop.
+"""Files served from disk: one ``Range``, conditional GETs, chunks read off the loop.
+
+Conditional requests follow RFC 9110 section 13.2.2 (:func:`not_modified`): ``If-None-Match``
+against the ETag, or, only without it, ``If-Modified-Since`` against ``Last-Modified``;
+either answers 304 with the validators and no body.
 
 Range handling follows RFC 9110 section 14: one range (``a-b``, ``a-``, or the suffix
 ``-n``) gets 206 with ``Content-Range``; a range that starts past the end gets 416 with
@@ -23,7 +27,8 @@ import os
 import re
 import stat as file_stat
 from collections.abc import AsyncIterator
-from email.utils import formatdate
+from datetime import UTC
+from email.utils import formatdate, parsedate_to_datetime
 from pathlib import Path
 from typing import BinaryIO
 
@@ -66,6 +71,32 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None | bool:
     return start, min(end, size - 1)
 
 
+def not_modified(request: Request, etag: str, mtime: float) -> bool:
+    """Whether a GET/HEAD may be answered 304, by RFC 9110 section 13.2.2's order.
+
+    ``If-None-Match`` decides when present; otherwise ``If-Modified-Since`` does, true when
+    its date is not earlier than ``mtime`` at the whole second ``Last-Modified`` states.
+    A date that does not parse is ignored, as section 13.1.3 says.
+    """
+    if_none_match = request.headers.get("if-none-match")
+    if if_none_match is not None:
+        return etag_matches(if_none_match, etag)
+    since = request.headers.get("if-modified-since")
+    if since is None or request.method not in ("GET", "HEAD"):
+        return False
+    try:
+        date = parsedate_to_datetime(since)
+    except (TypeError, ValueError):
+        return False
+    if date.tzinfo is None:
+        date = date.replace(tzinfo=UTC)  # asctime dates carry no zone: HTTP dates are GMT
+    return int(mtime) <= date.timestamp()
+
+
+def last_modified(mtime: float) -> str:
+    return formatdate(mtime, usegmt=True)
+
+
 def etag_matches(header: str, etag: str) -> bool:
     """``If-None-Match`` semantics: weak comparison over a list, ``*`` matches anything."""
     if header.strip() == "*":
@@ -106,10 +137,9 @@ def _respond(request: Request, file: BinaryIO, stat: os.stat_result, content_typ
              extra: HeaderList) -> Response | StreamingResponse:
     size = stat.st_size
     etag = etag_of(stat)
-    headers: HeaderList = [("etag", etag), ("last-modified", formatdate(stat.st_mtime, usegmt=True)),
+    headers: HeaderList = [("etag", etag), ("last-modified", last_modified(stat.st_mtime)),
                            ("accept-ranges", "bytes"), *extra]
-    if_none_match = request.headers.get("if-none-match")
-    if if_none_match is not None and etag_matches(if_none_match, etag):
+    if not_modified(request, etag, stat.st_mtime):
         file.close()
         return Response(304, headers)
     wanted = parse_range(request.headers.get("range"), size)

@@ -260,7 +260,7 @@ FILENAME = path_param("filename", _ref("FileName"))
 UPLOAD_ID = path_param("id", {"type": "string", "pattern": "^[0-9a-f]{32}$"})
 TUS_RESUMABLE = header("Tus-Resumable", {"const": TUS_VERSION},
                        description="Absent or another version: 412, as tus 1.0 says")
-_NOT_MODIFIED = {"description": "Not modified (If-None-Match)"}
+_NOT_MODIFIED = {"description": "Not modified (If-None-Match, or without it If-Modified-Since)"}
 _STATIC_FILE = {"description": "The file (ETag; Cache-Control: no-cache)",
                 "content": {kind.split(";")[0]: {} for kind in {*STATIC_CONTENT_TYPES.values(),
                                                                  "application/octet-stream"}}}
@@ -299,7 +299,7 @@ PATHS: dict[str, dict[str, Any]] = {
                       "400": _error("Not multipart, malformed, or no `video` field"),
                       "413": _error(f"Over the upload limit ({_DEFAULTS.upload_limit} bytes)"),
                       **MEDIA_ERRORS, **RATE_LIMITED, **DATABASE}}},
-    "/videos/{filename}": {"get": _op("A media file, with Range (206), ETag and If-None-Match (304)", {
+    "/videos/{filename}": {"get": _op("A media file, with Range (206), ETag and conditional GETs (304)", {
         "200": _MEDIA_FILE, "206": _MEDIA_FILE, "304": _NOT_MODIFIED,
         "404": _error("Unknown file (or not a plain name of a regular file: no path, no symlink)"),
         "416": _UNSATISFIABLE}, params=[FILENAME], tags=["media"])},
@@ -351,8 +351,9 @@ PATHS: dict[str, dict[str, Any]] = {
             tags=["projects"]),
     },
     "/api/projects/{id}": {
-        "get": _op("One project (ETag: its version)", {
-            "200": _json(PROJECT, "The project"), "400": _error("Non-integer id"), "404": _error("Unknown id"),
+        "get": _op("One project (ETag: its version; If-None-Match naming it: 304)", {
+            "200": _json(PROJECT, "The project"), "304": {"description": "Not modified (If-None-Match)"},
+            "400": _error("Non-integer id"), "404": _error("Unknown id"),
             **DATABASE}, params=[path_param("id", _ref("ProjectId"))], tags=["projects"]),
         "put": _op("Change name, description or timeline; If-Match for optimistic concurrency", {
             "200": _json(PROJECT, "The updated project"), "404": _error("Unknown id"),
@@ -369,7 +370,7 @@ PATHS: dict[str, dict[str, Any]] = {
 
 
 def _tus_paths() -> dict[str, dict[str, Any]]:
-    """tus 1.0 (core, creation, termination, checksum) at /api/uploads/."""
+    """tus 1.0 (core, creation, creation-with-upload, expiration, termination, checksum) at /api/uploads/."""
     def tus(summary: str, responses: dict[str, Any], params: list[dict[str, Any]]) -> dict[str, Any]:
         version = {"412": _error(f"Tus-Resumable is absent or not {TUS_VERSION}")} if TUS_RESUMABLE in params else {}
         return _op(summary, {**responses, **version}, params=params, tags=["tus"])
@@ -383,15 +384,20 @@ def _tus_paths() -> dict[str, dict[str, Any]]:
     collection = {
         "options": tus("tus capabilities", {"204": {"description": "Tus-Version, Tus-Extension, Tus-Max-Size"}},
                        []),
-        "post": tus("Create an upload (Upload-Length, Upload-Metadata)", {
-            "201": {"description": "Created; Location names the upload"},
+        "post": {**tus("Create an upload (Upload-Length, Upload-Metadata), with its first bytes if "
+                       "the body is application/offset+octet-stream (creation-with-upload)", {
+            "201": {"description": "Created; Location names the upload, Upload-Offset what was taken"},
             "400": _error("Bad Upload-Length or Upload-Metadata, or Upload-Defer-Length (unsupported)"),
-            "413": _error("Over Tus-Max-Size"),
-            "415": _error("An empty upload, or a filetype that is not a video"), **RATE_LIMITED},
+            "413": _error("Over Tus-Max-Size, or a body longer than Upload-Length"),
+            **MEDIA_ERRORS, "415": _error("An empty upload, or a filetype that is not a video"),
+            "460": _error("Checksum mismatch of the first bytes"), **RATE_LIMITED},
             [TUS_RESUMABLE,
              header("Upload-Length", {"type": "integer", "minimum": 1, "maximum": _DEFAULTS.upload_limit}),
              header("Upload-Metadata", {"type": "string"}, required=False,
                     description="Comma-separated `key base64(UTF-8 value)`: filename, filetype, operationId")]),
+            # The optional body (creation-with-upload) is left out of the schema: a valid one
+            # must not be longer than Upload-Length, which a schema cannot say.
+        },
     }
     return {
         "/api/uploads": collection,

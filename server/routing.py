@@ -5,7 +5,8 @@ as a string, ``{name:int}`` one segment that must be a decimal integer. A path t
 pattern but not its converter (``/api/projects/abc``) is a 400 naming the parameter,
 not a 404, because the client reached the right resource with a malformed id. A path
 that fits no pattern is a 404; a path that fits only under other methods is a 405 with
-``Allow``. HEAD is served by the GET route.
+``Allow``. HEAD is served by the GET route. A route also says who may cache its answers
+(``cache``, per owner unless told otherwise: server/caching.py).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from server.caching import PER_OWNER, CachePolicy
 from server.http.request import Request
 from server.http.response import AnyResponse, HTTPError
 
@@ -31,6 +33,8 @@ class Route:
     handler: Handler
     body_limit: int
     rate_limited: bool = False
+    cache: CachePolicy = PER_OWNER
+    """Who may keep a copy of its answers (server/caching.py)."""
     converters: dict[str, str] = field(default_factory=dict)
     regex: re.Pattern[str] | None = None
 
@@ -43,9 +47,9 @@ class Router:
         self.routes: list[Route] = []
 
     def add(self, method: str, pattern: str, handler: Handler, *, body_limit: int | None = None,
-            rate_limited: bool = False) -> Route:
+            rate_limited: bool = False, cache: CachePolicy = PER_OWNER) -> Route:
         route = Route(method, pattern, handler,
-                      self._default_body_limit if body_limit is None else body_limit, rate_limited)
+                      self._default_body_limit if body_limit is None else body_limit, rate_limited, cache)
         converters: dict[str, str] = {}
 
         def to_group(match: re.Match[str]) -> str:

@@ -13,7 +13,10 @@ in-process guard for file systems where flock is per process. A request that fin
 upload locked waits briefly, because the usual holder is the previous PATCH of a client
 that just reconnected and is about to notice its peer went away.
 
-Uploads not touched for ``ttl`` seconds are removed by :meth:`TusStore.cleanup`.
+Uploads not touched for ``ttl`` seconds are removed by :meth:`TusStore.cleanup`, and so
+are the hidden temporaries (``.<id>.json.<random>``) of descriptions being rewritten that
+a crash left behind. A create that fails (a full disk) removes what it made before it
+raises, so only a crash leaves debris for the sweep.
 """
 
 from __future__ import annotations
@@ -38,11 +41,12 @@ from core.access.owners import LOCAL
 from core.storage import working_dir
 
 TUS_VERSION = "1.0.0"
-TUS_EXTENSIONS = "creation,termination,checksum"
+TUS_EXTENSIONS = "creation,creation-with-upload,expiration,termination,checksum"
 CHECKSUM_ALGORITHMS = {"sha1": hashlib.sha1, "md5": hashlib.md5, "sha256": hashlib.sha256}
 DEFAULT_TTL = 24 * 3600.0
 LOCK_WAIT = 3.0
 _ID = re.compile(r"[0-9a-f]{32}")
+_TEMPORARY = re.compile(r"\.[0-9a-f]{32}\.json\.[0-9a-f]{8}")  # what _save writes before its rename
 _METADATA_KEY = re.compile(r"[^\s,]+")
 _DIGITS = re.compile(r"[0-9]{1,19}")  # ASCII only: str.isdigit() would take "\u0663"
 
@@ -133,9 +137,13 @@ class TusStore:
     def create(self, length: int, metadata: dict[str, str], owner: str = LOCAL) -> Upload:
         working_dir(self.directory)  # never through a symlink planted as .tus
         upload = Upload(secrets.token_hex(16), length, metadata, time.time(), owner=owner)
-        self._path(upload.id, ".lock").touch(exist_ok=False)
-        self.part_path(upload.id).touch(exist_ok=False)
-        self._save(upload)  # last: an upload exists once its description does
+        try:
+            self._path(upload.id, ".lock").touch(exist_ok=False)
+            self.part_path(upload.id).touch(exist_ok=False)
+            self._save(upload)  # last: an upload exists once its description does
+        except BaseException:
+            self.remove(upload.id)  # e.g. a full disk: an upload nobody can find must not stay
+            raise
         return upload
 
     def _save(self, upload: Upload) -> None:
@@ -143,8 +151,12 @@ class TusStore:
                 "owner": upload.owner, "result": upload.result}
         path = self._path(upload.id, ".json")
         tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
-        tmp.write_text(json.dumps(data))
-        os.replace(tmp, path)
+        try:
+            tmp.write_text(json.dumps(data))
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
 
     def get(self, upload_id: str) -> Upload | None:
         """The upload with its current offset, or None (unknown, terminated, expired)."""
@@ -216,13 +228,21 @@ class TusStore:
             self._held.discard(upload_id)
 
     def cleanup(self, now: float | None = None) -> list[str]:
-        """Remove uploads untouched for ``ttl`` seconds that nobody holds; return their ids."""
+        """Remove uploads untouched for ``ttl`` seconds that nobody holds; return their ids.
+
+        Hidden temporaries as old go too (a crash between writing one and renaming it).
+        """
         now = time.time() if now is None else now
         removed: list[str] = []
         try:
             names = os.listdir(self.directory)
         except FileNotFoundError:
             return removed
+        for name in filter(_TEMPORARY.fullmatch, names):
+            temporary = self.directory / name
+            with contextlib.suppress(FileNotFoundError):
+                if now - temporary.stat().st_mtime > self.ttl:
+                    temporary.unlink()
         ids = {name.partition(".")[0] for name in names if is_upload_id(name.partition(".")[0])}
         for upload_id in ids:
             if upload_id in self._held or now - self.touched(upload_id) <= self.ttl:

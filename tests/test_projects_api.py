@@ -102,6 +102,21 @@ async def test_get_by_id(client):
     assert response.headers["etag"] == '"1"'
 
 
+async def test_get_with_if_none_match_of_the_current_version_is_304(client):
+    row = await create(client)
+    url = f"/api/projects/{row['id']}"
+    for tag in ('"1"', 'W/"1"', '"0", "1"', "*"):
+        response = await client.get(url, headers={"if-none-match": tag})
+        assert response.status_code == 304 and response.content == b"", tag
+        assert response.headers["etag"] == '"1"'
+    assert (await client.head(url, headers={"if-none-match": '"1"'})).status_code == 304
+    await client.put(url, json={"name": "v2"})
+    changed = await client.get(url, headers={"if-none-match": '"1"'})
+    assert changed.status_code == 200 and changed.json()["name"] == "v2" and changed.headers["etag"] == '"2"'
+    # Another owner's or an unknown id is still a 404, never a 304.
+    assert (await client.get("/api/projects/999999", headers={"if-none-match": "*"})).status_code == 404
+
+
 @pytest.mark.parametrize("path, status", [
     ("/api/projects/999999", 404), ("/api/projects/0", 404), ("/api/projects/99999999999", 404),
     ("/api/projects/abc", 400), ("/api/projects/1.5", 400),

@@ -39,8 +39,8 @@ async def test_keep_alive_serves_many_requests_on_one_connection(server):
 
 
 async def test_pipelined_requests_are_answered_in_order(server):
-    requests = b"".join(b"GET /api/projects/%d HTTP/1.1\r\nHost: t\r\n\r\n" % i for i in (1, 2, 3))
-    requests += b"GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+    requests = b"".join(b"GET /api/projects/%d HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" % i for i in (1, 2, 3))
+    requests += b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
     out = await raw_exchange(server.port, requests)
     statuses = re.findall(rb"HTTP/1\.1 (\d{3}) ", out)
     assert statuses == [b"404", b"404", b"404", b"200"]
@@ -51,7 +51,7 @@ async def test_chunked_request_body(server):
     body = b'{"name":"c","videoFilename":"a.mp4","videoUrl":"/videos/a.mp4"}'
     half = len(body) // 2
     chunked = b"%x\r\n%s\r\n%x\r\n%s\r\n0\r\n\r\n" % (half, body[:half], len(body) - half, body[half:])
-    out = await raw_exchange(server.port, b"POST /api/projects HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
+    out = await raw_exchange(server.port, b"POST /api/projects HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
                              b"Transfer-Encoding: chunked\r\n\r\n" + chunked)
     assert out.startswith(b"HTTP/1.1 201 ")
 
@@ -59,7 +59,7 @@ async def test_chunked_request_body(server):
 async def test_chunked_body_over_the_limit_is_413(start_server):
     server = await start_server(json_body_limit=1000)
     chunk = b"a" * 600
-    data = (b"POST /api/projects HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+    data = (b"POST /api/projects HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n"
             + (b"%x\r\n%s\r\n" % (len(chunk), chunk)) * 3 + b"0\r\n\r\n")
     out = await raw_exchange(server.port, data)
     assert out.startswith(b"HTTP/1.1 413 ") and b"connection: close" in out
@@ -68,7 +68,7 @@ async def test_chunked_body_over_the_limit_is_413(start_server):
 async def test_expect_100_continue(server):
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     body = b'{"name":"c","videoFilename":"a.mp4","videoUrl":"/v"}'
-    writer.write(b"POST /api/projects HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\n"
+    writer.write(b"POST /api/projects HTTP/1.1\r\nHost: 127.0.0.1\r\nExpect: 100-continue\r\n"
                  b"Content-Length: %d\r\n\r\n" % len(body))
     interim = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
     assert interim.startswith(b"HTTP/1.1 100 ")
@@ -80,13 +80,13 @@ async def test_expect_100_continue(server):
 
 async def test_declared_body_over_the_limit_is_refused_without_100_continue(start_server):
     server = await start_server(json_body_limit=100)
-    out = await raw_exchange(server.port, b"POST /api/projects HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\n"
+    out = await raw_exchange(server.port, b"POST /api/projects HTTP/1.1\r\nHost: 127.0.0.1\r\nExpect: 100-continue\r\n"
                              b"Content-Length: 5000\r\n\r\n")
     assert out.startswith(b"HTTP/1.1 413 ")
 
 
 async def test_oversized_headers_are_431(server):
-    out = await raw_exchange(server.port, b"GET / HTTP/1.1\r\nHost: t\r\nX-Big: " + b"a" * 20000 + b"\r\n\r\n")
+    out = await raw_exchange(server.port, b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * 20000 + b"\r\n\r\n")
     assert out.startswith(b"HTTP/1.1 431 ") and b'"error"' in out
 
 
@@ -98,7 +98,7 @@ async def test_malformed_request_line_is_400(server):
 async def test_slowloris_connection_is_closed_at_the_header_deadline(start_server):
     server = await start_server(header_timeout=0.3)
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-    writer.write(b"GET / HTTP/1.1\r\nHost: t\r\n")
+    writer.write(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n")
     started = time.monotonic()
     assert await asyncio.wait_for(reader.read(), 5) == b""
     assert time.monotonic() - started >= 0.25
@@ -108,7 +108,7 @@ async def test_slowloris_connection_is_closed_at_the_header_deadline(start_serve
 async def test_a_stalled_request_body_is_dropped(start_server):
     server = await start_server(body_timeout=0.3)
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-    writer.write(b"POST /api/projects HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n{\"na")
+    writer.write(b"POST /api/projects HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\n{\"na")
     assert await asyncio.wait_for(reader.read(), 5) == b""
     writer.close()
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:
@@ -118,7 +118,7 @@ async def test_a_stalled_request_body_is_dropped(start_server):
 async def test_idle_keep_alive_connection_is_closed(start_server):
     server = await start_server(keepalive_timeout=0.2)
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-    writer.write(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
     assert head.startswith(b"HTTP/1.1 200 ")
     await asyncio.wait_for(reader.readexactly(15), 5)
@@ -161,7 +161,7 @@ async def test_a_slow_reader_does_not_make_the_server_buffer_a_stream(server):
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port, limit=1024)
     writer.transport.set_write_buffer_limits(0)
     writer.transport.pause_reading()
-    writer.write(b"GET /stream HTTP/1.1\r\nHost: t\r\n\r\n")
+    writer.write(b"GET /stream HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
     await asyncio.sleep(0.5)
     assert produced < 16 * 1024 * 1024
     writer.transport.abort()

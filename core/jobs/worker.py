@@ -19,8 +19,11 @@ own loop keeps renewing the lease, writing progress and hearing cancel requests.
   the queue (the attempt does not count), then the process exits 0.
 - Lost lease (a heartbeat finds another owner): the work is abandoned; the job belongs to
   its next attempt.
+- Parent gone (the supervisor, often the server, SIGKILLed: the OOM killer): within
+  ``PARENT_CHECK`` s the worker stops as on SIGTERM, so a running job is handed back once
+  and the process exits 0 instead of living on unsupervised.
 - The process lowers its priority (``nice``) and caps codec threads so the server sharing
-  the machine stays responsive, and exits when its parent (the supervisor) is gone.
+  the machine stays responsive.
 """
 
 from __future__ import annotations
@@ -62,6 +65,8 @@ _STOP_RANK = {STOP_SHUTDOWN: 1, STOP_TIMEOUT: 2, STOP_CANCEL: 3, STOP_LOST: 4}
 STUCK_GRACE = 30.0
 """Seconds a media call may ignore a stop request before the process gives up on it."""
 STUCK_EXIT = 70
+PARENT_CHECK = 0.5
+"""Seconds between two looks at whether the worker still has the parent it was started by."""
 
 
 class Attempt:
@@ -106,6 +111,7 @@ class Worker:
     async def run(self, stop: asyncio.Event) -> None:
         """Claim and run jobs until ``stop`` is set; a running job is handed back first."""
         log.info("worker %s started (media in %s)", self.worker_id, self.media_dir)
+        watcher = asyncio.create_task(self._watch_parent(stop)) if self._parent_pid is not None else None
         try:
             while not stop.is_set():
                 try:
@@ -121,6 +127,8 @@ class Worker:
                     await self._disconnect()
                 await self._idle(stop)
         finally:
+            if watcher is not None:
+                watcher.cancel()
             await self._disconnect()
             self._executor.shutdown(wait=True)
             log.info("worker %s stopped", self.worker_id)
@@ -161,15 +169,19 @@ class Worker:
         if self._current is not None and self._current.job.operation_id == operation_id:
             self._current.stop(STOP_CANCEL)
 
-    def _orphaned(self) -> bool:
-        return self._parent_pid is not None and os.getppid() != self._parent_pid
+    async def _watch_parent(self, stop: asyncio.Event) -> None:
+        """Set ``stop`` once the parent is gone (this process was reparented).
+
+        The whole worker stops, not only its attempt: stopping the attempt alone handed the
+        job back and let the loop claim it again at once, over and over.
+        """
+        while os.getppid() == self._parent_pid:
+            await asyncio.sleep(PARENT_CHECK)
+        log.warning("worker %s: supervisor gone, stopping", self.worker_id)
+        stop.set()
 
     async def _idle(self, stop: asyncio.Event) -> None:
         """Wait for a NOTIFY, ``stop`` or the poll interval (expired leases need a look too)."""
-        if self._orphaned():
-            log.warning("worker %s: supervisor gone, stopping", self.worker_id)
-            stop.set()
-            return
         waits = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
         try:
             await asyncio.wait(waits, timeout=self.settings.poll_interval, return_when=asyncio.FIRST_COMPLETED)
@@ -236,7 +248,7 @@ class Worker:
             await asyncio.sleep(self.settings.progress_interval)
             since_beat += self.settings.progress_interval
             elapsed += self.settings.progress_interval
-            if stop.is_set() or self._orphaned():
+            if stop.is_set():
                 attempt.stop(STOP_SHUTDOWN)
             if elapsed >= self.settings.job_timeout:
                 attempt.stop(STOP_TIMEOUT)

@@ -5,6 +5,9 @@ would lag the event loop by tens of ms), and ``import av`` costs ~130 ms, so a p
 call would be slower than the call. The pool starts its workers with ``spawn`` (never a
 ``fork`` of a process running an event loop and threads), imports the media modules in
 each once, lowers their priority so the server's loop keeps a core, and keeps them.
+A worker exits as soon as the server is gone, even SIGKILLed (the OOM killer): nothing
+else would end it, since it holds its own call queue's pipe open, and with it the
+multiprocessing resource tracker that waits for every holder of its pipe to go.
 
 A call that takes longer than its timeout (a file that makes FFmpeg spin) has its
 workers killed and replaced: FFmpeg cannot be interrupted, and a worker that never
@@ -21,8 +24,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import multiprocessing.connection
 import os
 import signal
+import threading
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -55,8 +60,17 @@ def _init_worker(niceness: int, modules: tuple[str, ...]) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if niceness:
         os.nice(niceness)
+    threading.Thread(target=_exit_with_parent, name="nve-parent-watch", daemon=True).start()
     for module in modules:
         __import__(module)
+
+
+def _exit_with_parent() -> None:
+    # A spawned process's parent sentinel is a pipe only the parent holds open: EOF is its death.
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        multiprocessing.connection.wait([parent.sentinel])
+        os._exit(0)  # mid-call or idle alike: nobody is left to want a result
 
 
 def _ready() -> int:

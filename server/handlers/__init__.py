@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from server.caching import LIVE, SHARED
+
 if TYPE_CHECKING:
     from server.app import App
 
@@ -15,12 +17,14 @@ def register(app: App) -> None:
     from server.ws import endpoint
 
     add = app.router.add
+    # Every other route answers per owner (the default policy); "/" too, as it may set
+    # the session cookie.
     add("GET", "/", static.index)
-    add("GET", "/static/{file}", static.static_file)
-    add("GET", "/static/{dir}/{file}", static.static_file)
-    add("GET", "/healthz", health.healthz)
-    add("GET", "/readyz", health.readyz)
-    add("GET", "/api/openapi.json", openapi.openapi_json)
+    add("GET", "/static/{file}", static.static_file, cache=SHARED)
+    add("GET", "/static/{dir}/{file}", static.static_file, cache=SHARED)
+    add("GET", "/healthz", health.healthz, cache=LIVE)
+    add("GET", "/readyz", health.readyz, cache=LIVE)
+    add("GET", "/api/openapi.json", openapi.openapi_json, cache=SHARED)
 
     add("POST", "/api/projects", projects.create_project, rate_limited=True)
     add("GET", "/api/projects", projects.list_projects)

@@ -7,7 +7,9 @@
   the temporary file, so the media directory only ever holds whole, probed videos.
   Progress goes to WebSocket followers as ``upload`` operation messages when the app
   has a hub; the client may choose the operation id (``X-Operation-Id`` header or
-  ``operationId`` query parameter) to follow it before the upload starts.
+  ``operationId`` query parameter) to follow it before the upload starts; the id is the
+  owner's (the hub keys operations by owner and id), so another owner's use of it is
+  neither seen nor disturbed.
 * ``GET/HEAD /videos/{filename}``: :func:`server.files.serve_file`.
 * ``GET /api/videos/{filename}/thumbnails?count=N``: the filmstrip's JSON, whose
   ``sprite`` is the URL of the JPEG (``/api/videos/{filename}/thumbnails.jpg?count=N``);

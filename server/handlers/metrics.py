@@ -16,6 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Enum, Gauge, Histogr
 
 from core.kv.breaker import BreakerState
 from core.metrics import REGISTRY
+from server.caching import LIVE
 from server.http.request import Request
 from server.http.response import Response
 
@@ -44,7 +45,7 @@ DB_POOL = Gauge("nve_db_pool_connections", "PostgreSQL pool connections: open, i
 
 
 def register_metrics_routes(app: App) -> None:
-    app.router.add("GET", "/metrics", metrics)
+    app.router.add("GET", "/metrics", metrics, cache=LIVE)
 
 
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -81,5 +82,4 @@ async def metrics(request: Request) -> Response:
     DB_POOL.labels("open").set(stats["size"])
     DB_POOL.labels("idle").set(stats["idle"])
     DB_POOL.labels("max").set(stats["max"])
-    return Response(200, [("content-type", CONTENT_TYPE_LATEST), ("cache-control", "no-store")],
-                    generate_latest(REGISTRY))
+    return Response(200, [("content-type", CONTENT_TYPE_LATEST)], generate_latest(REGISTRY))

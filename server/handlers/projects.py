@@ -5,6 +5,7 @@ from __future__ import annotations
 from core.errors import PreconditionFailed
 from core.projects import Document, NewProject, ProjectChanges, page_limit
 from server.access import owner_of
+from server.files import etag_matches
 from server.http.request import Request
 from server.http.response import Response, encode_json, raw_json_response
 from server.idempotency import REPLAYED, idempotency_key
@@ -55,6 +56,10 @@ async def list_projects(request: Request) -> Response:
 async def get_project(request: Request) -> Response:
     doc = await request.app.projects.get(await owner_of(request), request.path_params["id"])
     await remember_project(request, doc.json)
+    if_none_match = request.headers.get("if-none-match")
+    if if_none_match is not None and etag_matches(if_none_match, etag(doc.version)):
+        # The client's copy is this version (RFC 9110 section 13.1.2): the ETag, no body.
+        return Response(304, [("etag", etag(doc.version))])
     return _document(doc)
 
 

@@ -7,7 +7,8 @@
 
 Both answer with ``Set-Cookie: nve_session=<uuid>; Max-Age=<ttl>; Path=/; HttpOnly;
 SameSite=Lax`` (plus ``Secure`` over TLS), every time: the session slides, so the cookie's
-lifetime has to slide with it.
+lifetime has to slide with it. A request with an ``Authorization`` that does not hold is a
+401 before either runs, as on every route (server/access.py, rule 1).
 
 ``X-Forwarded-For`` / ``X-Forwarded-Proto`` are believed only from a peer listed in
 ``settings.trusted_proxies`` (addresses or CIDR networks); anyone else could forge them to

@@ -7,8 +7,10 @@ still lie under the static root, so ``..`` in any spelling is a 404, never a fil
 elsewhere. Files are small and few, so each is read whole in the loop's executor.
 
 There is no build step and file names carry no fingerprint, so responses say
-``Cache-Control: no-cache`` with a strong ``ETag`` (size and mtime): a browser
-revalidates and gets 304 until the file changes, and never runs yesterday's module.
+``Cache-Control: no-cache`` (the routes' ``SHARED`` policy, server/caching.py) with a strong
+``ETag`` (size and mtime) and ``Last-Modified``: a browser revalidates and gets 304 until
+the file changes, and never runs yesterday's module. ``GET /`` is per owner instead
+(``private``), as it may set the session cookie.
 The page's Content-Security-Policy allows scripts, styles and connections only from
 this origin: a defence in depth behind the UI's rule of never inserting user text as HTML.
 """
@@ -20,7 +22,7 @@ import os
 from pathlib import Path
 
 from server.access import browser_session_cookie
-from server.files import etag_matches, etag_of
+from server.files import etag_of, last_modified, not_modified
 from server.http.request import Request
 from server.http.response import HTTPError, Response
 
@@ -91,11 +93,10 @@ async def _serve(request: Request, path: Path) -> Response:
     except FileNotFoundError:
         raise _not_found(str(path.relative_to(STATIC_ROOT))) from None
     tag = etag_of(stat)
-    headers = [("etag", tag), ("cache-control", "no-cache"), ("x-content-type-options", "nosniff")]
+    headers = [("etag", tag), ("last-modified", last_modified(stat.st_mtime)), ("x-content-type-options", "nosniff")]
     if path.suffix == ".html":
         headers.append(("content-security-policy", CONTENT_SECURITY_POLICY))
-    if_none_match = request.headers.get("if-none-match")
-    if if_none_match is not None and etag_matches(if_none_match, tag):
+    if not_modified(request, tag, stat.st_mtime):
         return Response(304, headers)
     headers.append(("content-type", CONTENT_TYPES.get(path.suffix.lower(), "application/octet-stream")))
     return Response(200, headers, body)

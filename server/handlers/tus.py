@@ -1,10 +1,15 @@
-"""tus 1.0 at ``/api/uploads/``: core protocol plus creation, termination and checksum.
+"""tus 1.0 at ``/api/uploads/``: core protocol plus creation, creation-with-upload, expiration,
+termination and checksum.
 
 ``POST`` creates an upload (``Upload-Length``, ``Upload-Metadata`` with ``filename`` and
-``filetype``), ``HEAD`` tells its offset, ``PATCH`` appends at that offset (409 when the
-client's ``Upload-Offset`` is not the server's, 460 when ``Upload-Checksum`` does not
-match: the bytes of that PATCH are then dropped), ``DELETE`` terminates it. A PATCH cut
-off by the network keeps what arrived (unless it carried a checksum, which can no longer
+``filetype``; 507 on a full disk, leaving nothing); with ``Content-Type:
+application/offset+octet-stream`` its body is the first bytes, taken as a PATCH at offset 0
+would take them (an error answer removes the upload: the client never learnt its URL).
+Every answer about an unfinished upload that changed carries its ``Upload-Expires``.
+``HEAD`` tells its offset, ``PATCH`` appends at that offset (409 when the client's
+``Upload-Offset`` is not the server's, 460 when ``Upload-Checksum`` does not match: the
+bytes of that PATCH are then dropped), ``DELETE`` terminates it. A PATCH cut off by the
+network keeps what arrived (unless it carried a checksum, which can no longer
 be checked), so the client resumes from ``HEAD``'s offset.
 
 The PATCH that completes an upload probes it like a multipart upload: a video is moved
@@ -41,6 +46,7 @@ log = logging.getLogger("nve.tus")
 
 TUS_DIR = ".tus"
 CHECKSUM_MISMATCH = 460
+NO_SPACE = "Not enough disk space to store the upload"
 OFFSET_CONTENT_TYPE = "application/offset+octet-stream"
 _RESUMABLE = ("tus-resumable", TUS_VERSION)
 TusHandler = Callable[[Request, TusStore], Awaitable[AnyResponse]]
@@ -69,7 +75,7 @@ def register_tus_routes(app: App) -> None:
     add = app.router.add
     for base in ("/api/uploads", "/api/uploads/"):
         add("OPTIONS", base, _tus(options))
-        add("POST", base, _tus(create), rate_limited=True)
+        add("POST", base, _tus(create), body_limit=app.settings.upload_limit, rate_limited=True)
     add("OPTIONS", "/api/uploads/{id}", _tus(options))
     add("GET", "/api/uploads/{id}", _tus(head_or_status))  # HEAD comes here too
     add("PATCH", "/api/uploads/{id}", _tus(patch), body_limit=app.settings.upload_limit)
@@ -153,9 +159,29 @@ async def create(request: Request, store: TusStore) -> AnyResponse:
     filetype = metadata.get("filetype", "")
     if filetype and not filetype.startswith("video/") and filetype != "application/octet-stream":
         raise TusError(415, f"Only videos can be uploaded, not {filetype}")
+    with_upload = _content_type(request) == OFFSET_CONTENT_TYPE
+    checksum = parse_checksum(request.headers.get("upload-checksum")) if with_upload else None
+    owner = await owner_of(request)
     loop = asyncio.get_running_loop()
-    upload = await loop.run_in_executor(None, store.create, length, metadata, await owner_of(request))
-    return Response(201, [("location", f"/api/uploads/{upload.id}"), ("upload-offset", "0"), _expires(store)])
+    try:
+        upload = await loop.run_in_executor(None, store.create, length, metadata, owner)
+    except OSError as error:
+        if storage.is_out_of_space(error):
+            raise TusError(507, NO_SPACE) from None
+        raise
+    if with_upload:
+        try:
+            async with store.locked(upload.id):
+                await _receive(request, store, upload, checksum)
+        except BaseException:
+            # The client never learns the upload's URL from an error: nobody could resume it.
+            await asyncio.shield(loop.run_in_executor(None, store.remove, upload.id))
+            raise
+    return Response(201, [("location", f"/api/uploads/{upload.id}"), *_offset_headers(store, upload)])
+
+
+def _content_type(request: Request) -> str:
+    return (request.headers.get("content-type") or "").split(";")[0].strip().lower()
 
 
 async def _get(request: Request, store: TusStore, upload_id: str) -> Upload:
@@ -189,8 +215,7 @@ async def head_or_status(request: Request, store: TusStore) -> AnyResponse:
 async def patch(request: Request, store: TusStore) -> AnyResponse:
     app = request.app
     assert app is not None
-    content_type = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
-    if content_type != OFFSET_CONTENT_TYPE:
+    if _content_type(request) != OFFSET_CONTENT_TYPE:
         raise TusError(415, f"PATCH needs Content-Type: {OFFSET_CONTENT_TYPE}")
     offset = parse_offset(request.headers.get("upload-offset"), "Upload-Offset")
     checksum = parse_checksum(request.headers.get("upload-checksum"))
@@ -200,22 +225,25 @@ async def patch(request: Request, store: TusStore) -> AnyResponse:
         if offset != upload.offset:
             raise HTTPError(409, f"Upload-Offset {offset} does not match the upload's offset {upload.offset}",
                             headers=[("upload-offset", str(upload.offset))])
-        if upload.complete:
-            return _patched(store, upload, offset)
-        remaining = upload.length - offset
-        if request.content_length is not None and request.content_length > remaining:
-            raise TusError(413, f"The PATCH body is {request.content_length} bytes but only "
-                                f"{remaining} remain of the upload")
-        written = await _append(request, store, upload, checksum, remaining)
-        upload.offset = offset + written
-        if upload.offset == upload.length:
-            await _finish(request, store, upload)
-        return _patched(store, upload, upload.offset)
+        if not upload.complete:
+            await _receive(request, store, upload, checksum)
+        return Response(204, _offset_headers(store, upload))
+
+
+async def _receive(request: Request, store: TusStore, upload: Upload, checksum: tuple[str, bytes] | None) -> None:
+    """Append the body (of a PATCH, or of a POST creating the upload) at the offset; finish at the length."""
+    remaining = upload.length - upload.offset
+    if request.content_length is not None and request.content_length > remaining:
+        raise TusError(413, f"The body is {request.content_length} bytes but only "
+                            f"{remaining} remain of the upload")
+    upload.offset += await _append(request, store, upload, checksum, remaining)
+    if upload.offset == upload.length:
+        await _finish(request, store, upload)
 
 
 async def _append(request: Request, store: TusStore, upload: Upload, checksum: tuple[str, bytes] | None,
                   remaining: int) -> int:
-    """Write the PATCH body at the upload's offset; return how many bytes were written."""
+    """Write the request body at the upload's offset; return how many bytes were written."""
     assert request.app is not None
     part = store.part_path(upload.id)
     hasher = CHECKSUM_ALGORITHMS[checksum[0]]() if checksum else None
@@ -225,7 +253,7 @@ async def _append(request: Request, store: TusStore, upload: Upload, checksum: t
     try:
         async for chunk in request.stream():
             if writer.written + len(chunk) > remaining:
-                raise TusError(413, f"The PATCH body is longer than the {remaining} bytes that remain")
+                raise TusError(413, f"The body is longer than the {remaining} bytes that remain")
             await writer.write(chunk)
             await progress.advance(len(chunk))
         await writer.close()
@@ -238,11 +266,11 @@ async def _append(request: Request, store: TusStore, upload: Upload, checksum: t
             await asyncio.shield(writer.abort())
             await asyncio.shield(loop.run_in_executor(None, os.truncate, part, upload.offset))
         if storage.is_out_of_space(error):
-            raise TusError(507, "Not enough disk space to store the upload") from None
+            raise TusError(507, NO_SPACE) from None
         raise
     if checksum is not None and hasher is not None and hasher.digest() != checksum[1]:
         await loop.run_in_executor(None, os.truncate, part, upload.offset)
-        raise TusError(CHECKSUM_MISMATCH, f"Upload-Checksum ({checksum[0]}) does not match the PATCH body")
+        raise TusError(CHECKSUM_MISMATCH, f"Upload-Checksum ({checksum[0]}) does not match the body")
     return writer.written
 
 
@@ -262,13 +290,13 @@ async def _finish(request: Request, store: TusStore, upload: Upload) -> None:
     await progress.complete(result)
 
 
-def _patched(store: TusStore, upload: Upload, offset: int) -> Response:
-    headers = [("upload-offset", str(offset))]
+def _offset_headers(store: TusStore, upload: Upload) -> list[tuple[str, str]]:
+    headers = [("upload-offset", str(upload.offset))]
     if upload.result is not None:
         headers += [("upload-video-filename", upload.result["filename"]), ("upload-video-url", upload.result["url"])]
     else:
         headers.append(_expires(store))
-    return Response(204, headers)
+    return headers
 
 
 async def terminate(request: Request, store: TusStore) -> AnyResponse:

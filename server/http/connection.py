@@ -30,6 +30,11 @@ rule can be tested by feeding bytes, one at a time or all at once. What it adds:
 * protocol errors turned into a ready-to-send error response with h11's status hint
   (400, 431 for a header block over the limit, 501 for unknown transfer codings), instead
   of an exception;
+* request framing and targets checked where h11 leaves them to the server: a request with
+  both ``Transfer-Encoding`` and ``Content-Length`` is a 400 and the connection closes
+  (RFC 9112 section 6.1; the bytes after it could be a smuggled request), and an
+  absolute-form target (``http://host/path``) is turned into its path, its authority
+  replacing ``Host`` (section 3.2.2); ``*`` passes for ``OPTIONS`` only, any other target is a 400;
 * a request without a body is complete at its :class:`RequestHead` (no
   :class:`EndOfRequest` follows it), and ``100 Continue`` is sent only if the client still waits;
 * the switch to another protocol (WebSocket) returns the bytes already read past the
@@ -38,6 +43,7 @@ rule can be tested by feeding bytes, one at a time or all at once. What it adds:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -98,6 +104,8 @@ _BODILESS_STATUSES = frozenset({204, 304})
 _END = EndOfRequest()
 _CLOSED = Closed()
 _ERROR_BODY = b'{"error":"%s"}'
+# An http(s) URI with a host (RFC 9110 section 4.2: no empty host, no userinfo).
+_ABSOLUTE_FORM = re.compile(rb"(?i:https?)://([^/?#@]+)((?:[/?][^#]*)?)")
 _REASONS = {400: "Bad request", 431: "Request header fields too large",
             501: "Transfer coding not implemented", 505: "HTTP version not supported"}
 
@@ -157,6 +165,7 @@ class HTTPConnection:
     def _request_head(self, event: h11.Request) -> RequestHead | BadRequest:
         headers = [(name.lower(), value) for name, value in event.headers.raw_items()]
         content_length: int | None = 0
+        declared_length = False
         upgrade: bytes | None = None
         chunked = False
         size = len(event.target)
@@ -164,6 +173,7 @@ class HTTPConnection:
             size += len(name) + len(value) + 4
             if name == b"content-length":
                 content_length = int(value)
+                declared_length = True
             elif name == b"transfer-encoding":
                 chunked = True
             elif name == b"upgrade":
@@ -174,8 +184,18 @@ class HTTPConnection:
             # h11 bounds only an incomplete head; one that arrives whole in a single read
             # is parsed whatever its size, so the limit is enforced here as well.
             return self._bad_request(h11.RemoteProtocolError("header block too large", error_status_hint=431))
+        if chunked and declared_length:
+            # Framed one way here and perhaps the other way by a proxy in front: the bytes
+            # after the chunked body could be a smuggled request. RFC 9112 section 6.1 lets
+            # the server answer and MUST close; refusing it never runs the ambiguous body.
+            return self._bad_request(h11.RemoteProtocolError("both Transfer-Encoding and Content-Length"))
         if chunked:
             content_length = None
+        target = event.target
+        if not target.startswith(b"/"):
+            target = self._other_form(event.method, target, headers)
+            if target is None:
+                return self._bad_request(h11.RemoteProtocolError("invalid request target"))
         self._http10 = event.http_version < b"1.1"
         if self._http10:
             self._client_keep_alive = False
@@ -189,7 +209,7 @@ class HTTPConnection:
             assert type(end) is h11.EndOfMessage, end
         return RequestHead(
             method=event.method.decode("ascii"),
-            target=event.target,
+            target=target,
             headers=headers,
             http_version=event.http_version.decode("ascii"),
             content_length=content_length,
@@ -197,13 +217,32 @@ class HTTPConnection:
             upgrade=upgrade,
         )
 
+    @staticmethod
+    def _other_form(method: bytes, target: bytes, headers: Headers) -> bytes | None:
+        """The origin-form of an absolute-form or asterisk-form target, None for any other.
+
+        An absolute-form target (``http://host:port/path?query``, RFC 9112 section 3.2.2)
+        is its path and query, and its authority replaces ``Host`` (section 7.2), so routing
+        and the same-origin check see one request whichever form the client used. ``*``
+        (section 3.2.4) is kept as it is for ``OPTIONS``: the router answers it.
+        """
+        if target == b"*":
+            return target if method == b"OPTIONS" else None
+        match = _ABSOLUTE_FORM.fullmatch(target)
+        if match is None:
+            return None
+        authority, rest = match.groups()
+        headers[:] = [(name, value) for name, value in headers if name != b"host"]
+        headers.append((b"host", authority))
+        return rest if rest.startswith(b"/") else b"/" + rest
+
     def _bad_request(self, error: h11.RemoteProtocolError) -> BadRequest:
         status = error.error_status_hint
         reason = _REASONS.get(status, "Bad request")
         body = _ERROR_BODY % reason.encode()
         head = (
             b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
-            b"connection: close\r\n\r\n" % (status, reason.encode(), len(body))
+            b"cache-control: no-store\r\nconnection: close\r\n\r\n" % (status, reason.encode(), len(body))
         )
         return BadRequest(status, str(error) or reason, head + body)
 

@@ -35,7 +35,7 @@ from redis.retry import Retry
 from core.kv.breaker import reconnect_delay
 from core.metrics import REGISTRY
 from server.ws.backlog import Backlog
-from server.ws.latest import latest_key, recent_key
+from server.ws.latest import latest_key, operation_key, recent_key
 from server.ws.messages import BadMessage, Envelope, pack, unpack
 
 log = logging.getLogger(__name__)
@@ -169,7 +169,8 @@ class RedisBus(_Listeners):
 
     def publish(self, envelope: Envelope) -> None:
         self._deliver_all(envelope)
-        if self._pending.put(envelope, len(envelope.payload), envelope.operation_id if self._down else None):
+        coalesce = operation_key(envelope.owner, envelope.operation_id) if self._down else None
+        if self._pending.put(envelope, len(envelope.payload), coalesce):
             BUS_DROPPED.inc()
         self._wake.set()
 
@@ -186,9 +187,11 @@ class RedisBus(_Listeners):
                     async with self._redis.pipeline(transaction=False) as pipe:
                         for _, envelope, _ in batch:
                             packed = pack(envelope)
-                            pipe.set(latest_key(self._channel, envelope.operation_id), packed, ex=self._ttl)
+                            pipe.set(latest_key(self._channel, envelope.owner, envelope.operation_id), packed,
+                                     ex=self._ttl)
                             pipe.publish(self._channel, self._node + b"|" + packed)
-                        pipe.zadd(recent, {envelope.operation_id: now for _, envelope, _ in batch})
+                        pipe.zadd(recent, {operation_key(envelope.owner, envelope.operation_id): now
+                                           for _, envelope, _ in batch})
                         pipe.zremrangebyscore(recent, 0, now - self._ttl * 1000)
                         await pipe.execute()
                 except (RedisError, OSError) as error:

@@ -7,7 +7,9 @@ to every client of the message's owner that follows the operation: that owner's 
 that never narrowed their subscriptions (its :class:`Broadcast`, where routing is one
 append whatever the number of clients), plus its followers of that operationId. Another
 owner's client never gets it, not even by subscribing to the id (the operation is then
-as unknown to it as one that does not exist).
+as unknown to it as one that does not exist). An operation is the pair (owner,
+operationId) everywhere here and in latest.py: clients choose upload ids, so two owners
+using the same id have two operations, neither shadowing nor revealing the other.
 
 Owners. A client's owner is settled at the handshake (server/ws/endpoint.py) or, for a
 client that had no credential there, by a single-use token in an ``auth`` message; until
@@ -50,7 +52,7 @@ from server.ws import messages
 from server.ws.broadcast import Broadcast
 from server.ws.bus import LocalBus, ProgressBus, RedisBus, create_redis
 from server.ws.connection import PING_FRAME, text_frame
-from server.ws.latest import LatestState
+from server.ws.latest import LatestState, Operation
 from server.ws.metrics import CLIENTS, SENT, STALE
 from server.ws.protocol import CLOSE_GOING_AWAY, WsProtocol
 from server.ws.settings import WsSettings
@@ -76,7 +78,7 @@ class Hub:
         self.clients: dict[str, WsProtocol] = {}
         # owner -> its clients with no subscription (they get all of the owner's operations)
         self._everything: dict[str, Broadcast] = {}
-        self._followers: dict[str, dict[WsProtocol, None]] = {}
+        self._followers: dict[Operation, dict[WsProtocol, None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._heartbeat: asyncio.Task[None] | None = None
         self._dirty: deque[WsProtocol] = deque()  # clients with frames waiting for flush()
@@ -165,16 +167,18 @@ class Hub:
         A final this process routed while the client received everything is not sent
         again: the client had it (the contract's "exactly once per connection").
         """
+        owner = client.owner
+        assert owner is not None  # the protocol lets only a client with an owner subscribe
         everything_since = client.everything_since
         self._stop_everything(client)
         for operation_id in operation_ids:
             client.subscriptions.add(operation_id)
-            self._followers.setdefault(operation_id, {})[client] = None
-            known = self.latest.get(operation_id)
+            self._followers.setdefault((owner, operation_id), {})[client] = None
+            known = self.latest.get(owner, operation_id)
             if known is None:
-                self.spawn(self._send_looked_up(client, operation_id))
-            elif known.owner == client.owner:
-                final_at = self.latest.final_at(operation_id)
+                self.spawn(self._send_looked_up(client, owner, operation_id))
+            else:
+                final_at = self.latest.final_at(owner, operation_id)
                 if final_at is not None and everything_since is not None and final_at >= everything_since:
                     client.remember_final(operation_id)
                 else:
@@ -211,16 +215,17 @@ class Hub:
             del self._everything[client.owner]  # type: ignore[arg-type]
 
     def _unfollow(self, client: WsProtocol, operation_id: str) -> None:
-        followers = self._followers.get(operation_id)
+        assert client.owner is not None  # it subscribed, so it has an owner
+        operation = client.owner, operation_id
+        followers = self._followers.get(operation)
         if followers is not None:
             followers.pop(client, None)
             if not followers:
-                del self._followers[operation_id]
+                del self._followers[operation]
 
-    async def _send_looked_up(self, client: WsProtocol, operation_id: str) -> None:
-        found = await self.latest.lookup(operation_id)
-        if (found is None or found.owner != client.owner or client.closed
-                or operation_id not in client.subscriptions):
+    async def _send_looked_up(self, client: WsProtocol, owner: str, operation_id: str) -> None:
+        found = await self.latest.lookup(owner, operation_id)
+        if found is None or client.closed or operation_id not in client.subscriptions:
             return
         # Refused: the operation moved on while it was looked up, and what it moved to was
         # routed to the client (it followed the operation meanwhile), so the client has that.
@@ -249,13 +254,13 @@ class Hub:
                 self._writing.append(group)
                 self._schedule_flush()
             sent = len(group.clients)
-        followers = self._followers.get(operation_id)
+        followers = self._followers.get((owner, operation_id))
         if followers:
             # A copy: a client's close must not change the dict this loop walks.
-            for client in tuple(followers):
-                if client.owner == owner:
-                    client.send_job(operation_id, frame, final)
-                    sent += 1
+            clients = tuple(followers)
+            for client in clients:
+                client.send_job(operation_id, frame, final)
+            sent += len(clients)
         SENT.inc(sent)
 
     def mark_dirty(self, client: WsProtocol) -> None:
@@ -294,8 +299,8 @@ class Hub:
         self.spawn(self._catch_up_from_redis(since_ms))
 
     async def _catch_up_from_redis(self, since_ms: float) -> None:
-        for operation_id in await self.latest.updated_since(since_ms, CATCH_UP_LIMIT):
-            found = await self.latest.fetch(operation_id)
+        for owner, operation_id in await self.latest.updated_since(since_ms, CATCH_UP_LIMIT):
+            found = await self.latest.fetch(owner, operation_id)
             if found is not None:
                 self.deliver_local(found)  # admit() drops what this node already had
 

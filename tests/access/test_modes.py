@@ -57,3 +57,22 @@ def test_access_mode_is_validated() -> None:
     assert Settings.from_env({"NVE_ACCESS": "owners"}).access == "owners"
     with pytest.raises(ValueError, match="NVE_ACCESS must be one of auto, open, owners"):
         Settings.from_env({"NVE_ACCESS": "everyone"})
+
+
+@pytest.mark.parametrize("authorization", ["Bearer nve_bogus", "Basic dXNlcjpwYXNz"])
+async def test_a_bad_key_is_a_401_on_the_session_routes_too(
+        owners_server: Any, make_key: MakeKey, database: Any, authorization: str) -> None:
+    from core.access.apikeys import ApiKeyStore
+
+    revoked, record = await ApiKeyStore(database).create("gone")
+    await ApiKeyStore(database).revoke(record.id)
+    async with client_for(owners_server) as http:
+        assert (await http.get("/api/session")).status_code == 200  # the cookie is in the jar now
+        for bad in (authorization, f"Bearer {revoked}"):
+            headers = {"authorization": bad}
+            assert (await http.get("/api/session", headers=headers)).status_code == 401
+            changed = await http.put("/api/session/settings", json={"theme": "dark"}, headers=headers)
+            assert changed.status_code == 401
+        assert (await http.get("/api/session")).json()["settings"]["theme"] == "system"  # untouched
+        valid = {"authorization": f"Bearer {await make_key('acme')}"}
+        assert (await http.get("/api/session", headers=valid)).status_code == 200

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from server.ws.client import WsClient
 from tests.access.conftest import MakeKey, client_for
@@ -150,3 +153,46 @@ async def test_websocket_clients_receive_only_their_owners_operations(
         await bob_ws.ping("still here")
         pong = await bob_ws.recv_type("pong", "progress", "complete", "error", timeout=10)
         assert pong.type == "pong"  # nothing of alice's came before the answer to its ping
+
+
+async def _upload_as(http: Any, clip: Path, how: str, operation_id: str) -> None:
+    """Upload ``clip`` under the client-chosen ``operation_id``, chosen the way ``how`` says."""
+    files = {"video": ("clip.mp4", clip.read_bytes(), "video/mp4")}
+    if how == "header":
+        response = await http.post("/api/upload", files=files, headers={"x-operation-id": operation_id})
+    elif how == "query":
+        response = await http.post("/api/upload", files=files, params={"operationId": operation_id})
+    else:
+        tus = {"tus-resumable": "1.0.0"}
+        metadata = ",".join(f"{name} {base64.b64encode(value.encode()).decode()}"
+                            for name, value in (("filename", "clip.mp4"), ("operationId", operation_id)))
+        data = clip.read_bytes()
+        created = await http.post("/api/uploads/", headers={
+            **tus, "upload-length": str(len(data)), "upload-metadata": metadata})
+        assert created.status_code == 201, created.text
+        response = await http.patch(created.headers["location"], content=data, headers={
+            **tus, "upload-offset": "0", "content-type": "application/offset+octet-stream"})
+    assert response.is_success, response.text
+
+
+@pytest.mark.parametrize("how", ["header", "query", "tus"])
+async def test_client_chosen_operation_ids_are_each_owners_own(
+        owners_server: Any, make_key: MakeKey, clip: Path, how: str) -> None:
+    alice_key, bob_key = await make_key("alice"), await make_key("bob")
+    url = f"ws://127.0.0.1:{owners_server.port}/ws"
+    alice_auth = [("authorization", f"Bearer {alice_key}")]
+    async with client_for(owners_server, alice_key) as alice, client_for(owners_server, bob_key) as bob, \
+            WsClient(url, reconnect=False, headers=alice_auth) as alice_ws, \
+            WsClient(url, reconnect=False, headers=alice_auth) as late_ws:
+        await alice_ws.recv_type("ping", timeout=10)
+        await _upload_as(bob, clip, "header", "upload-42")  # bob's operation ends first
+        await _upload_as(alice, clip, how, "upload-42")
+        complete = await alice_ws.recv_type("complete", timeout=10)
+        assert complete.data["operationId"] == "upload-42"
+        filename = complete.data["result"]["filename"]
+        assert (await alice.get(f"/videos/{filename}")).status_code == 200  # alice's own upload
+
+        await late_ws.recv_type("ping", timeout=10)
+        await late_ws.subscribe(["upload-42"])
+        latest = await late_ws.recv_type("complete", timeout=10)  # alice's latest state, not bob's
+        assert latest.data["result"]["filename"] == filename

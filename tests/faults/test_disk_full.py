@@ -92,3 +92,20 @@ async def test_an_upload_that_fills_the_disk_is_a_507_and_leaves_nothing(
         refused = await http.patch(location, headers=patch, content=video)
         assert refused.status_code == 507, refused.text
         assert (await http.head(location, headers=tus)).headers["upload-offset"] == "0"  # resumable, from 0
+
+
+async def test_a_tus_upload_created_on_a_full_disk_is_a_507_and_leaves_nothing(
+        start_server: Any, full_media_dir: Path) -> None:
+    server = await start_server(media_dir=full_media_dir)
+    filler = full_media_dir / "filler"
+    with filler.open("wb", buffering=0) as out, pytest.raises(OSError):  # all the headroom taken
+        while True:
+            out.write(b"x" * 4096)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}", timeout=10) as http:
+        tus = {"tus-resumable": "1.0.0", "upload-length": "1000"}
+        refused = await http.post("/api/uploads/", headers=tus)
+        assert refused.status_code == 507, refused.text
+        assert refused.json()["error"] == "Not enough disk space to store the upload"
+        assert list((full_media_dir / ".tus").iterdir()) == []  # no lock, no part, no hidden temporary
+        filler.unlink()
+        assert (await http.post("/api/uploads/", headers=tus)).status_code == 201

@@ -5,11 +5,16 @@ worker alone. Here nothing survives: the only server and its worker die together
 jobs wait in the table alone until a new server starts. It must carry every one to the
 end (the running one again, once its dead lease expires; 1 s here), lose no project,
 and leave MEDIA_DIR with the outputs and nothing of the killed attempt.
+
+The OOM killer kills the server process alone: then its children (the job worker, the
+warm media pool and multiprocessing's resource tracker) must notice and exit by
+themselves, the worker handing its job back once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
@@ -18,12 +23,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 
 from tests.conftest import free_port
 from tests.jobs.conftest import FAST, ROOT, SLOW_EDITS
 
 START_TIMEOUT = 60.0
+ORPHANS_EXIT_WITHIN = 15.0
+"""Generous for a loaded machine: a worker looks for its parent every 0.5 s."""
 
 
 class Serve:
@@ -67,6 +75,21 @@ class Serve:
                 return
             await asyncio.sleep(0.01)
         raise AssertionError("a process of the killed server's group outlived it")
+
+    def group(self) -> dict[int, str]:
+        """The live (not zombie) processes of the server's group but the server: pid -> command line."""
+        members = {}
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit() or int(entry.name) == self.process.pid:
+                continue
+            try:
+                state, _, group = (entry / "stat").read_text().rpartition(")")[2].split()[:3]
+                command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except (OSError, ValueError):
+                continue  # exited meanwhile
+            if int(group) == self.process.pid and state != "Z":
+                members[int(entry.name)] = command
+        return members
 
     async def stop(self) -> int:
         if self.process.poll() is None:
@@ -130,3 +153,54 @@ async def test_jobs_and_projects_survive_a_sigkill_of_the_whole_server(
                 if server is not None:
                     await server.stop()
     assert second is not None and second.process.returncode == 0
+
+
+async def test_children_of_a_sigkilled_server_hand_back_their_job_and_exit(
+        migrated_dsn: str, media_dir: Path, slow_clip: str, tmp_path: Path) -> None:
+    server = Serve(migrated_dsn, media_dir, tmp_path)
+    kinds = {"job worker": "core.jobs.worker", "media pool": "multiprocessing.spawn",
+             "resource tracker": "multiprocessing.resource_tracker"}
+    async with httpx.AsyncClient(timeout=10) as http:
+        try:
+            await server.ready(http)
+            for _ in range(1500):  # the pool is warm by now; a moment's grace for a loaded machine
+                children = server.group()
+                if all(any(marker in command for command in children.values()) for marker in kinds.values()):
+                    break
+                await asyncio.sleep(0.02)
+            missing = [kind for kind, marker in kinds.items()
+                       if not any(marker in command for command in children.values())]
+            assert not missing, (missing, children)
+            accepted = await http.post(f"{server.url}/api/edit/process",
+                                       json={"filename": slow_clip, "edits": SLOW_EDITS})
+            assert accepted.status_code == 202, accepted.text
+            operation_id = accepted.json()["operationId"]
+            for _ in range(1500):
+                [state] = await job_states(http, server.url, [operation_id])
+                if state["status"] == "running" and state["progress"] > 0:
+                    break
+                await asyncio.sleep(0.02)
+            assert state["status"] == "running", state
+
+            server.process.kill()  # the server alone, as the OOM killer does
+            await asyncio.to_thread(server.process.wait)
+            deadline = asyncio.get_running_loop().time() + ORPHANS_EXIT_WITHIN
+            while (left := server.group()) and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.05)
+            assert not left, f"outlived the server: {left}"
+
+            connection = await asyncpg.connect(migrated_dsn)
+            try:
+                job = await connection.fetchrow(
+                    "SELECT status, attempts, lease_owner, message FROM jobs WHERE operation_id = $1", operation_id)
+            finally:
+                await connection.close()
+            # Handed back once, and not claimed again: queued, its attempt not counted, no owner.
+            assert dict(job) == {"status": "queued", "attempts": 0, "lease_owner": None,
+                                 "message": "Requeued (worker stopped)"}, dict(job)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(server.process.pid, signal.SIGKILL)  # whatever outlived it, on failure
+            if server.process.poll() is None:
+                server.process.kill()
+                await asyncio.to_thread(server.process.wait)

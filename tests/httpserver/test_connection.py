@@ -192,3 +192,41 @@ def test_end_of_stream_mid_headers_is_a_bad_request():
     conn.receive_data(b"GET / HTTP/1.1\r\nHo")
     conn.receive_data(b"")
     assert isinstance(events(conn)[-1], BadRequest)
+
+
+def test_transfer_encoding_with_content_length_is_a_bad_request():
+    conn = HTTPConnection()
+    conn.receive_data(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n"
+                      b"4\r\nabcd\r\n0\r\n\r\n" + GET)
+    (bad,) = events(conn)
+    assert isinstance(bad, BadRequest) and bad.status == 400
+    assert b"connection: close\r\n" in bad.response
+
+
+@pytest.mark.parametrize(("target", "path", "host"), [
+    (b"http://h:81/a/b?c=d", b"/a/b?c=d", b"h:81"),
+    (b"HTTPS://H", b"/", b"H"),
+    (b"http://h?q", b"/?q", b"h"),
+])
+def test_absolute_form_becomes_origin_form_and_its_authority_the_host(target, path, host):
+    conn = HTTPConnection()
+    conn.receive_data(b"GET %s HTTP/1.1\r\nHost: other\r\nAccept: */*\r\n\r\n" % target)
+    head = events(conn)[0]
+    assert isinstance(head, RequestHead) and head.target == path
+    assert [value for name, value in head.headers if name == b"host"] == [host]
+
+
+@pytest.mark.parametrize("request_line", [b"GET * HTTP/1.1", b"GET a/b HTTP/1.1", b"GET ftp://h/ HTTP/1.1",
+                                          b"GET http://u@h/ HTTP/1.1", b"GET http:///a HTTP/1.1"])
+def test_targets_of_no_valid_form_are_bad_requests(request_line):
+    conn = HTTPConnection()
+    conn.receive_data(request_line + b"\r\nHost: x\r\n\r\n")
+    (bad,) = events(conn)
+    assert isinstance(bad, BadRequest) and bad.status == 400
+
+
+def test_asterisk_form_is_kept_for_options():
+    conn = HTTPConnection()
+    conn.receive_data(b"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n")
+    head = events(conn)[0]
+    assert isinstance(head, RequestHead) and head.target == b"*"

@@ -91,6 +91,37 @@ async def test_etag_if_none_match_and_if_range(client, stored, media_dir: Path) 
     assert changed.status_code == 200 and changed.content == data[:10] and changed.headers["etag"] != etag
 
 
+async def test_if_modified_since(client, stored, media_dir: Path) -> None:
+    name, _data = stored
+    os.utime(media_dir / name, (1_700_000_000.25, 1_700_000_000.25))
+    last_modified = (await client.head(f"/videos/{name}")).headers["last-modified"]
+    assert last_modified == "Tue, 14 Nov 2023 22:13:20 GMT"
+    for since in (last_modified, "Tue, 14 Nov 2023 22:13:21 GMT", "Tuesday, 14-Nov-23 22:13:20 GMT",
+                  "Tue Nov 14 22:13:20 2023"):  # the three HTTP-date formats, equal or later
+        for method in ("GET", "HEAD"):
+            response = await client.request(method, f"/videos/{name}", headers={"if-modified-since": since})
+            assert response.status_code == 304 and response.content == b"", (method, since)
+            assert response.headers["last-modified"] == last_modified and "etag" in response.headers
+    for since in ("Tue, 14 Nov 2023 22:13:19 GMT", "yesterday", ""):  # earlier, or not a date: ignored
+        response = await client.get(f"/videos/{name}", headers={"if-modified-since": since})
+        assert response.status_code == 200 and len(response.content) == SIZE, since
+    # If-None-Match decides alone when present (RFC 9110 section 13.2.2).
+    both = await client.get(f"/videos/{name}", headers={"if-modified-since": last_modified,
+                                                         "if-none-match": '"other"'})
+    assert both.status_code == 200
+    ranged = await client.get(f"/videos/{name}", headers={"if-modified-since": last_modified, "range": "bytes=0-9"})
+    assert ranged.status_code == 304
+
+
+async def test_static_files_answer_if_modified_since(client) -> None:
+    first = await client.get("/static/js/api.js")
+    assert first.status_code == 200 and "last-modified" in first.headers
+    again = await client.get("/static/js/api.js", headers={"if-modified-since": first.headers["last-modified"]})
+    assert again.status_code == 304 and again.content == b""
+    earlier = await client.get("/static/js/api.js", headers={"if-modified-since": "Thu, 01 Jan 1970 00:00:00 GMT"})
+    assert earlier.status_code == 200
+
+
 async def test_head(client, stored) -> None:
     response = await client.head(f"/videos/{stored[0]}")
     assert response.status_code == 200 and response.content == b""

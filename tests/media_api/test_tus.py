@@ -53,7 +53,7 @@ async def test_options(client, media_server) -> None:
     response = await client.options("/api/uploads/")
     assert response.status_code == 204
     assert response.headers["tus-version"] == "1.0.0"
-    assert response.headers["tus-extension"] == "creation,termination,checksum"
+    assert response.headers["tus-extension"] == "creation,creation-with-upload,expiration,termination,checksum"
     assert response.headers["tus-max-size"] == str(media_server.app.settings.upload_limit)
     assert "sha1" in response.headers["tus-checksum-algorithm"]
 
@@ -78,6 +78,32 @@ async def test_upload_in_pieces_becomes_a_video(client, media_dir: Path, clip: P
     assert [f for f in media_files(media_dir) if not f.startswith(".tus/")] == [f".cache/{name}.probe.json", name]
 
 
+async def test_creation_with_upload(client, media_dir: Path, clip: Path) -> None:
+    data = clip.read_bytes()
+    head = {**TUS, "upload-length": str(len(data)), "content-type": "application/offset+octet-stream"}
+    # The first bytes with the POST, the rest with a PATCH: tus-js-client's uploadDataDuringCreation.
+    started = await client.post("/api/uploads/", headers=head, content=data[:5000])
+    assert started.status_code == 201, started.text
+    assert started.headers["upload-offset"] == "5000" and "upload-expires" in started.headers
+    url = started.headers["location"]
+    assert await offset_of(client, url) == 5000
+    response = await patch(client, url, 5000, data[5000:])
+    assert response.status_code == 204 and (media_dir / response.headers["upload-video-filename"]).read_bytes() == data
+    # The whole file with the POST: created and finished in one request.
+    whole = await client.post("/api/uploads/", headers={**head, "upload-metadata": metadata(filename="one.mp4")},
+                              content=data)
+    assert whole.status_code == 201 and whole.headers["upload-offset"] == str(len(data)), whole.text
+    assert "upload-expires" not in whole.headers
+    assert (media_dir / whole.headers["upload-video-filename"]).read_bytes() == data
+    assert (await client.get(whole.headers["location"], headers=TUS)).json()["complete"]
+    # A body the upload cannot take is refused, and the upload (whose URL the client never saw) is gone.
+    before = sorted((media_dir / ".tus").iterdir())
+    bad = await client.post("/api/uploads/", headers={**head, "upload-checksum": "sha1 " + base64.b64encode(
+        hashlib.sha1(b"other").digest()).decode()}, content=data[:100])
+    assert bad.status_code == 460, bad.text
+    assert sorted((media_dir / ".tus").iterdir()) == before
+
+
 async def test_progress_and_complete_are_published(client, media_server, clip: Path) -> None:
     data = clip.read_bytes()
     url = await create(client, len(data), filename="a.mp4", operationId="op-tus-2")
@@ -93,7 +119,8 @@ async def test_resume_after_a_dropped_connection(client, media_server, media_dir
     # Send half of a PATCH on a raw socket, then cut it.
     reader, writer = await asyncio.open_connection("127.0.0.1", media_server.port)
     half = len(data) // 2
-    writer.write((f"PATCH {url} HTTP/1.1\r\nHost: x\r\nTus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\n"
+    writer.write((f"PATCH {url} HTTP/1.1\r\nHost: 127.0.0.1:{media_server.port}\r\n"
+                  f"Tus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\n"
                   f"Content-Type: application/offset+octet-stream\r\nContent-Length: {len(data)}\r\n\r\n").encode()
                  + data[:half])
     await writer.drain()
@@ -231,10 +258,17 @@ async def test_expired_uploads_are_cleaned(client, media_server, media_dir: Path
     for path in media_dir.rglob("*"):
         if path.name.startswith(old.rsplit("/", 1)[1]) or path.name == "crashed.part":
             os.utime(path, (long_ago, long_ago))
+    # A description's temporary left by a crash between its write and its rename.
+    stale_temporary = store.directory / f".{'a' * 32}.json.0123abcd"
+    stale_temporary.write_text("{}")
+    os.utime(stale_temporary, (long_ago, long_ago))
+    fresh_temporary = store.directory / f".{'b' * 32}.json.0123abcd"
+    fresh_temporary.write_text("{}")
     await clean_once(media_server.app, store)
     assert (await client.head(old, headers=TUS)).status_code == 404
     assert await offset_of(client, fresh) == 10
     assert not (media_dir / ".uploads" / "crashed.part").exists()
+    assert not stale_temporary.exists() and fresh_temporary.exists()  # it may be mid-rename
 
 
 def test_parse_metadata() -> None:

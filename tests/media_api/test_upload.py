@@ -143,7 +143,7 @@ async def test_chunked_upload(media_server, media_dir: Path, clip: Path) -> None
 
 async def test_connection_dropped_mid_upload_leaves_no_file(media_server, media_dir: Path, clip: Path) -> None:
     data = multipart(clip.read_bytes() * 20)
-    head = (f"POST /api/upload HTTP/1.1\r\nHost: x\r\nContent-Length: {len(data)}\r\n"
+    head = (f"POST /api/upload HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {len(data)}\r\n"
             f"Content-Type: multipart/form-data; boundary={BOUNDARY}\r\n\r\n").encode()
     reader, writer = await asyncio.open_connection("127.0.0.1", media_server.port)
     writer.write(head + data[:len(data) // 2])
@@ -166,7 +166,7 @@ async def test_connection_dropped_mid_upload_leaves_no_file(media_server, media_
 async def test_expect_continue_over_the_limit_gets_413_before_the_body(media_app_factory) -> None:
     server = await media_app_factory(upload_limit=1000)
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-    writer.write((f"POST /api/upload HTTP/1.1\r\nHost: x\r\nContent-Length: 5000000\r\nExpect: 100-continue\r\n"
+    writer.write((f"POST /api/upload HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5000000\r\nExpect: 100-continue\r\n"
                   f"Content-Type: multipart/form-data; boundary={BOUNDARY}\r\n\r\n").encode())
     reply = await asyncio.wait_for(reader.readline(), 10)
     writer.close()

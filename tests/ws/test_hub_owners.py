@@ -82,3 +82,18 @@ async def test_an_unauthenticated_client_gets_nothing_until_its_token_is_redeeme
     # The malformed one is refused at once; the spent one once the redeem has answered.
     assert errors == ["data.token must be the token from POST /api/ws/token",
                       "The token is unknown, spent or expired"]
+
+
+async def test_the_same_operation_id_of_two_owners_is_two_operations() -> None:
+    hub = Hub()
+    _, bob = connect(hub, owner=BOB)
+    await hub.publish("complete", done("upload-42"), BOB)  # client-chosen ids may meet
+    alice_client, alice = connect(hub, owner=ALICE)
+    await hub.publish("progress", progress("upload-42", 50), ALICE)  # not "after bob's final"
+    await hub.publish("complete", done("upload-42"), ALICE)
+    late_client, late = connect(hub, owner=ALICE)
+    send(late_client, {"type": "subscribe", "data": {"operationIds": ["upload-42"]}})
+    await flushed()
+    assert alice.jobs() == [("progress", 50), ("complete", "upload-42")]
+    assert late.jobs() == [("complete", "upload-42")]
+    assert bob.jobs() == [("complete", "upload-42")]
