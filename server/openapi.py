@@ -238,16 +238,20 @@ SCHEMAS: dict[str, Any] = {
     },
     "Waveform": {
         "type": "object", "required": ["peaks"],
-        "properties": {"peaks": {"type": "array"}},
+        "properties": {"peaks": {"type": "array", "items": {"type": "number"}}},
         "additionalProperties": True,
     },
+    # A component of its own, not inline in TusUpload: openapi-python-client generates the
+    # inline object twice under one name and drops it.
+    "UploadMetadata": {"description": "The Upload-Metadata of an upload in progress, decoded",
+                       "type": "object", "additionalProperties": {"type": "string"}},
     "TusUpload": {
         "description": "While in progress, `metadata` is the Upload-Metadata given; once complete, the "
                        "stored video's {filename, url, metadata} take the place of it",
         "oneOf": [
             {"type": "object", "required": ["id", "length", "offset", "metadata", "complete"],
              "properties": {**_TUS_STATE, "complete": {"const": False},
-                            "metadata": {"type": "object", "additionalProperties": {"type": "string"}}}},
+                            "metadata": _ref("UploadMetadata")}},
             {"type": "object", "required": ["id", "length", "offset", "metadata", "complete", "filename", "url"],
              "properties": {**_TUS_STATE, "complete": {"const": True}, "filename": {"type": "string"},
                             "url": {"type": "string"}, "metadata": _ref("Metadata")}},
@@ -258,7 +262,9 @@ SCHEMAS: dict[str, Any] = {
 PROJECT = _ref("Project")
 FILENAME = path_param("filename", _ref("FileName"))
 UPLOAD_ID = path_param("id", {"type": "string", "pattern": "^[0-9a-f]{32}$"})
-TUS_RESUMABLE = header("Tus-Resumable", {"const": TUS_VERSION},
+# Header values that must be one string are written `enum: [value]`, not `const` (the same in
+# JSON Schema): openapi-python-client drops every operation with a `const` header.
+TUS_RESUMABLE = header("Tus-Resumable", {"type": "string", "enum": [TUS_VERSION]},
                        description="Absent or another version: 412, as tus 1.0 says")
 _NOT_MODIFIED = {"description": "Not modified (If-None-Match, or without it If-Modified-Since)"}
 _STATIC_FILE = {"description": "The file (ETag; Cache-Control: no-cache)",
@@ -399,9 +405,16 @@ def _tus_paths() -> dict[str, dict[str, Any]]:
             # must not be longer than Upload-Length, which a schema cannot say.
         },
     }
+    # Both spellings of the collection are routes. Without operationIds, generators name an
+    # operation after its method and path, and the two spellings then give one name (the
+    # second overwriting the first in openapi-python-client's output).
+    def named(suffix: str) -> dict[str, Any]:
+        return {method: {**operation, "operationId": f"tus{method.capitalize()}{suffix}"}
+                for method, operation in collection.items()}
+
     return {
-        "/api/uploads": collection,
-        "/api/uploads/": collection,
+        "/api/uploads": named("Uploads"),
+        "/api/uploads/": named("UploadsSlash"),
         "/api/uploads/{id}": {
             "options": tus("tus capabilities (whatever the id)", {"204": {"description": "Capabilities"}},
                            [path_param("id", {"type": "string"})]),
@@ -453,7 +466,9 @@ JOB_SCHEMAS = {
         "type": "object",
         "description": "Either projectId (its video and timelineState.edits; filename and edits are then "
                        "ignored) or filename with edits.",
-        "anyOf": [{"required": ["projectId"]}, {"required": ["filename", "edits"]}],
+        # allOf around the anyOf (the same constraint): openapi-python-client takes a schema
+        # with a top-level anyOf for a union of its branches, and makes this body untyped.
+        "allOf": [{"anyOf": [{"required": ["projectId"]}, {"required": ["filename", "edits"]}]}],
         "properties": {"projectId": _ref("ProjectId"), "filename": _ref("FileName"),
                        "edits": {"type": "array", "items": _ref("EditOperation")},
                        "output": {"type": "string", "pattern": f"^{storage.SAFE_NAME}$", "maxLength": OUTPUT_MAX,
@@ -525,8 +540,9 @@ PATHS["/ws"] = {"get": _op("WebSocket upgrade: live job progress (CONTRACT.md se
     "403": _error("Origin not allowed"),
     "426": _error("Not a WebSocket upgrade, or an unsupported WebSocket version"),
     "503": _error("This server holds its maximum of WebSocket clients")},
-    params=[header("Upgrade", {"const": "websocket"}), header("Connection", {"const": "Upgrade"}),
-            header("Sec-WebSocket-Version", {"const": "13"}),
+    params=[header("Upgrade", {"type": "string", "enum": ["websocket"]}),
+            header("Connection", {"type": "string", "enum": ["Upgrade"]}),
+            header("Sec-WebSocket-Version", {"type": "string", "enum": ["13"]}),
             header("Sec-WebSocket-Key", {"type": "string", "pattern": "^[A-Za-z0-9+/]{21}[AQgw]==$"},
                    description="base64 of 16 random bytes")],
     tags=["realtime"])}
