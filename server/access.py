@@ -9,8 +9,9 @@ Owner of a request (:func:`owner_of`), first rule that applies:
 2. A local request: the single user ``local``. Local means: the server runs with
    ``access=open``; or with ``access=auto`` (the default) and the peer is a loopback
    address and no proxy header (``X-Forwarded-For``, ``Forwarded``, ``X-Real-IP``) says
-   the request came from further away, and ``Host`` names this machine: ``localhost`` or
-   a loopback address (any port), or a host in ``NVE_ALLOWED_HOSTS``. The rule follows
+   the request came from further away, and ``Host`` names this machine: ``localhost`` (or a
+   name under it, RFC 6761), the machine's own host name, a loopback address (any port), or
+   a host in ``NVE_ALLOWED_HOSTS``. The rule follows
    Redis's protected mode: on a machine of one's own, ``nve serve`` just works; from the
    network, nobody is let in as the local user, even with the server bound to every
    interface (the contract's default). The ``Host`` condition stops DNS rebinding: a page
@@ -32,6 +33,7 @@ with neither is not from a browser and is let through.
 from __future__ import annotations
 
 import ipaddress
+import socket
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -69,7 +71,10 @@ class Access:
 
     def __init__(self, db: Database, mode: str, allowed_hosts: tuple[str, ...] = ()) -> None:
         self.mode = mode
-        self.local_hosts = frozenset(("localhost", *(host.lower() for host in allowed_hosts)))
+        # The machine's own names too: only this machine's resolver decides where they
+        # point, so a page cannot rebind them (a client asking http://<hostname>:3001 is local).
+        own = (socket.gethostname(), socket.getfqdn())
+        self.local_hosts = frozenset(host.lower() for host in ("localhost", *own, *allowed_hosts) if host)
         """``Host`` names (lower case) under which a loopback client may be the local user."""
         self.keys = ApiKeyStore(db)
         self.tokens = TokenStore(db)
@@ -139,7 +144,8 @@ def _names_this_machine(request: Request) -> bool:
         hostname = urlsplit(f"//{request.headers.get('host') or ''}".lower()).hostname
     except ValueError:
         return False
-    return hostname is not None and (hostname in local_hosts or _is_loopback(hostname))
+    return hostname is not None and (hostname in local_hosts or hostname.endswith(".localhost")
+                                     or _is_loopback(hostname))
 
 
 def _is_loopback(address: str) -> bool:

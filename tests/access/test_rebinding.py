@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import socket
 from typing import Any
 
 import pytest
@@ -31,7 +32,7 @@ async def test_a_rebound_name_is_not_the_local_user(server: Any) -> None:
 
 
 @pytest.mark.parametrize("host", ["localhost", "LocalHost:{port}", "127.0.0.1:{port}", "[::1]:{port}",
-                                  "127.0.0.1"])
+                                  "127.0.0.1", "editor.localhost:{port}", socket.gethostname() + ":{port}"])
 async def test_loopback_names_are_the_local_user(server: Any, host: str) -> None:
     async with client_for(server) as http:
         response = await http.get("/api/projects", headers={"host": host.format(port=server.port)})
