@@ -21,9 +21,9 @@ from typing import Any
 
 import av
 
-from core.media.derived import cache_path, is_fresh, write_json
+from core.media.derived import cache_path, is_fresh
 from core.media.output import atomic_output
-from core.media.probe import DESCRIPTION, described, open_input, probe
+from core.media.probe import DESCRIPTION, describe, open_input, probe
 from core.storage import preview_url, video_url
 
 PREVIEW = "preview.mp4"
@@ -53,11 +53,6 @@ def remux(path: str | os.PathLike[str], format_name: str) -> None:
                     continue
                 packet.stream = outputs[packet.stream_index]
                 output.mux(packet)
-
-
-def store_description(path: str | os.PathLike[str], info: dict[str, Any]) -> None:
-    """Keep ``info`` as the description of ``path`` (core.media.probe.described reads it)."""
-    write_json(cache_path(path, DESCRIPTION), info)
 
 
 def discard(path: str | os.PathLike[str]) -> None:
@@ -92,7 +87,5 @@ def preview(src: str | os.PathLike[str], info: dict[str, Any]) -> dict[str, Any]
 
 def metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The metadata document of ``path``: its description (stored on first use) and its ``preview``."""
-    info = described(path)
-    if not cache_path(path, DESCRIPTION).exists():
-        store_description(path, info)
+    info = describe(path)
     return {**info, "preview": preview(path, info)}

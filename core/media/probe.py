@@ -261,7 +261,14 @@ def described(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def describe(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """:func:`probe` ``path`` and store the description beside it for :func:`described`."""
-    info = probe(path)
-    write_json(cache_path(path, DESCRIPTION), info)
+    """:func:`described`, storing the description when there was no fresh one."""
+    info = read_json(path, DESCRIPTION)
+    if info is None:
+        info = probe(path)
+        store_description(path, info)
     return info
+
+
+def store_description(path: str | os.PathLike[str], info: dict[str, Any]) -> None:
+    """Keep ``info`` (a :func:`probe` result) as the description of ``path``."""
+    write_json(cache_path(path, DESCRIPTION), info)

@@ -34,7 +34,8 @@ from core import storage
 from core.media.errors import MediaError
 from core.media.filmstrip import MAX_COUNT, cached_filmstrip
 from core.media.pool import MediaPool
-from core.media.ingest import discard, ingest, ingest_operation_id, preview, preview_path, store_description
+from core.media.probe import store_description
+from core.media.ingest import discard, ingest, ingest_operation_id, preview, preview_path
 from core.media.waveform import DEFAULT_PEAKS, MAX_PEAKS, cached_waveform
 from server.access import check_media_owner, owner_of
 from server.files import serve_file

@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from core.media.errors import CorruptMedia, MediaError, UnsupportedMedia
-from core.media.probe import probe
+from core.media.derived import read_json
+from core.media.ingest import metadata
+from core.media.probe import DESCRIPTION, probe
 from tests.media.clips import make_audio_clip, make_clip
 
 
@@ -68,3 +70,11 @@ def test_corrupt_first_frame_is_refused(tmp_path: Path) -> None:
     path.write_bytes(bytes(data))
     with pytest.raises(CorruptMedia):
         probe(path)
+
+
+def test_a_stale_description_is_made_again_and_stored(tmp_path: Path) -> None:
+    video = make_clip(tmp_path / "video.mp4", seconds=2)
+    assert metadata(video)["duration"] == pytest.approx(2.0, abs=0.1)
+    os.replace(make_clip(tmp_path / "longer.mp4", seconds=3), video)  # the file changed after it was described
+    assert metadata(video)["duration"] == pytest.approx(3.0, abs=0.1)
+    assert read_json(video, DESCRIPTION)["duration"] == pytest.approx(3.0, abs=0.1)
