@@ -3,15 +3,22 @@
 One frozen :class:`Settings` object is built at start-up and handed to everything that
 needs it, so no module reads ``os.environ`` on its own and tests can build any
 configuration without touching the process environment.
+
+Values that several consumers compare against are put in one canonical form here, when a
+:class:`Settings` is made (from the environment, flags or a test's arguments alike), so no
+consumer normalises them again, or forgets to: ``allowed_origins`` holds origins as
+browsers serialise them (:func:`normalize_origin`), which both the HTTP same-origin check
+and the WebSocket handshake compare the request's ``Origin`` with.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import platformdirs
 
@@ -21,6 +28,9 @@ MiB = 1 << 20
 ACCESS_MODES = ("auto", "open", "owners")
 SPARE_CORES = max(1, (os.cpu_count() or 2) - 1)
 """Cores left for media work once the server's event loop has one."""
+DEFAULT_PORTS = {"http": 80, "ws": 80, "https": 443, "wss": 443}
+
+log = logging.getLogger("nve.config")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -33,15 +43,20 @@ class Settings:
     database_url: str | None = None
     """``None`` means: start the embedded PostgreSQL in ``data_dir/pgdata``."""
     redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_prefix: str = ""
+    """Put verbatim in front of every Redis key and pub/sub channel name (``NVE_REDIS_PREFIX``,
+    e.g. ``staging:``), so deployments sharing one Redis keep apart; empty: the contract's names."""
     workers: int = SPARE_CORES
     allowed_origins: tuple[str, ...] = ()
+    """Origins whose pages may write and open WebSockets besides the server's own (``*``: any);
+    normalised (:func:`normalize_origin`) whichever way they are given."""
     allowed_hosts: tuple[str, ...] = ()
     """Host names (``NVE_ALLOWED_HOSTS``; ``*`` for any) under which a loopback client is the
-    local user in ``auto`` mode, besides ``localhost`` and loopback addresses (server/access.py)."""
+    local user in ``auto`` mode, besides ``localhost`` and loopback addresses (server/policy/access.py)."""
     trusted_proxies: tuple[str, ...] = ()
     bench: bool = False
     access: str = "auto"
-    """Who may use the API without credentials (``NVE_ACCESS``, server/access.py):
+    """Who may use the API without credentials (``NVE_ACCESS``, server/policy/access.py):
     ``open`` (everyone is the single local user), ``owners`` (an API key or a browser
     session, each seeing only its own), ``auto`` (open for clients on this machine when
     no proxy is in between, owners for everyone else)."""
@@ -75,6 +90,9 @@ class Settings:
     db_idle_timeout: float = 30.0
     db_connect_timeout: float = 2.0
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "allowed_origins", _normalize_origins(self.allowed_origins))
+
     @property
     def media_path(self) -> Path:
         return self.media_dir if self.media_dir is not None else self.data_dir / "media"
@@ -96,6 +114,8 @@ class Settings:
         if database_url is not None:
             values["database_url"] = database_url
         values["redis_url"] = redis_url_from_env(env)
+        if "NVE_REDIS_PREFIX" in env:
+            values["redis_prefix"] = env["NVE_REDIS_PREFIX"]
         if "NVE_WORKERS" in env:
             values["workers"] = int(env["NVE_WORKERS"])
         if "NVE_ALLOWED_ORIGINS" in env:
@@ -117,10 +137,12 @@ class Settings:
         if "NVE_CODEC_THREADS" not in env:
             # Every worker encodes at once: share the cores the server leaves them, rather
             # than give each worker all of them ((cores - 1) squared threads in all).
-            workers = max(1, int(values.get("workers", SPARE_CORES)))  # type: ignore[call-overload]
-            values["jobs"] = dataclasses.replace(  # type: ignore[type-var]
+            # The ignores here and below: ``values`` holds each field's value under its name,
+            # which a dict[str, object] cannot type field by field.
+            workers = max(1, int(values.get("workers", SPARE_CORES)))  # type: ignore[call-overload]  # an int
+            values["jobs"] = dataclasses.replace(  # type: ignore[type-var]  # a JobSettings
                 values["jobs"], codec_threads=max(1, SPARE_CORES // workers))
-        settings = cls(**values)  # type: ignore[arg-type]
+        settings = cls(**values)  # type: ignore[arg-type]  # each value has its field's type
         if settings.access not in ACCESS_MODES:
             raise ValueError(f"NVE_ACCESS must be one of {', '.join(ACCESS_MODES)}, not {settings.access!r}")
         return settings
@@ -161,6 +183,52 @@ _NUMERIC_ENV: tuple[tuple[str, str, type], ...] = (
     ("NVE_RATE_LIMIT_UPLOADS", "rate_limit_uploads", int),
     ("NVE_RATE_LIMIT_WINDOW", "rate_limit_window", float),
 )
+
+
+def normalize_origin(value: str) -> str | None:
+    """``value`` as a browser serialises an origin (RFC 6454), None if it is not an origin.
+
+    Scheme and host lower-cased, the scheme's default port and a trailing slash dropped:
+    ``HTTPS://Example.COM:443/`` is ``https://example.com``. Used for the configured
+    origins and for a request's ``Origin`` alike, so the two compare as plain strings.
+    """
+    try:
+        parts = urlsplit(value.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    host = parts.hostname  # lower-cased by urlsplit, as is the scheme
+    if (not parts.scheme or not host or parts.username is not None or parts.password is not None
+            or parts.path not in ("", "/") or parts.query or parts.fragment):
+        return None
+    if ":" in host:  # IPv6
+        host = f"[{host}]"
+    if port is None or port == DEFAULT_PORTS.get(parts.scheme):
+        return f"{parts.scheme}://{host}"
+    return f"{parts.scheme}://{host}:{port}"
+
+
+def literal_origin(value: str) -> str:
+    """How an ``Origin`` that is not a URL origin (``null``) compares: trimmed, lower case."""
+    return value.strip().rstrip("/").lower()
+
+
+def _normalize_origins(origins: tuple[str, ...]) -> tuple[str, ...]:
+    """The configured origins, normalised and without duplicates.
+
+    An entry that is not an origin (``null``, a typo) is kept as written and matched as a
+    literal ``Origin`` value, as it always was, with a warning: ``null`` is how browsers send
+    the origin of a sandboxed or ``file:`` page, which a deployment may mean to let in.
+    """
+    normalized: dict[str, None] = {}
+    for origin in origins:
+        canonical = "*" if origin.strip() == "*" else normalize_origin(origin)
+        if canonical is None:
+            canonical = literal_origin(origin)
+            log.warning("NVE_ALLOWED_ORIGINS: %r is not an origin (scheme://host[:port]); it matches only "
+                        "an Origin header of exactly that value", origin)
+        normalized[canonical] = None
+    return tuple(normalized)
 
 
 def _split_list(value: str) -> tuple[str, ...]:

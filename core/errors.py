@@ -1,4 +1,12 @@
-"""Domain errors. The server maps each to a status and a JSON body; ``str()`` is the sentence."""
+"""The one tree of errors a client is told about.
+
+Every error that becomes an answer derives from :class:`DomainError`: dispatch
+(server/dispatch.py) answers it with ``status``, the sentence (``str()``), the ``extra``
+fields of the JSON body and any ``headers``, and nothing converts one kind into another on
+the way. Media errors (core/media/errors.py), the tus store's (core/uploads/resumable.py) and
+the HTTP layer's own (server/http/response.py ``HTTPError``) are branches of it. An
+exception outside the tree is a bug, answered 500 with the request id.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +17,10 @@ class DomainError(Exception):
     def __init__(self, message: str, **extra: object) -> None:
         super().__init__(message)
         self.extra = extra
+        self.headers: list[tuple[str, str]] = []
+        """Response headers the answer must carry (``Retry-After``, ``Tus-Resumable``, ...)."""
+        self.close = False
+        """Whether the connection is closed after the answer (its body was not read to the end)."""
 
 
 class ValidationError(DomainError):

@@ -19,7 +19,8 @@ import msgspec
 
 from core.db.pool import Database
 from core.errors import NotFound, PreconditionFailed, ValidationError
-from core.timeline import validate_timeline
+from core.shapes import Named, Obj, Prop, Text
+from core.timeline import TIMELINE_STATE
 
 NAME_MAX = 255
 FILENAME_MAX = 255
@@ -80,23 +81,26 @@ class Page:
 
 # -- input validation ------------------------------------------------------------------
 
-REQUIRED = ("name", "videoFilename", "videoUrl")
+NEW_PROJECT = Named("NewProject", Obj({
+    "name": Prop(Text(max_length=NAME_MAX, non_empty=True), required=True),
+    "description": Prop(Text(), nullable=True),
+    "videoFilename": Prop(Text(max_length=FILENAME_MAX, non_empty=True), required=True),
+    "videoUrl": Prop(Text(non_empty=True), required=True),
+    "timelineState": Prop(TIMELINE_STATE, nullable=True, description="Absent or null: an empty timeline"),
+}, missing="together"))
+
+PROJECT_CHANGES = Named("ProjectChanges", Obj({
+    "name": Prop(Text(max_length=NAME_MAX, non_empty=True)),
+    "description": Prop(Text(), nullable=True),
+    "timelineState": Prop(TIMELINE_STATE),
+}))
 
 
-def _missing(value: object) -> bool:
-    return value is None or value == ""
-
-
-def _string(body: dict[str, Any], key: str, *, max_length: int | None = None,
-            nullable: bool = False) -> str | None:
-    value = body.get(key)
-    if value is None and nullable:
-        return None
-    if not isinstance(value, str):
-        raise ValidationError(f"Field '{key}' must be a string", key)
-    if max_length is not None and len(value) > max_length:
-        raise ValidationError(f"Field '{key}' must be at most {max_length} characters", key)
-    return value
+def _checked(shape: Named, body: object) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise ValidationError("Request body must be a JSON object")
+    checked: dict[str, Any] = shape.check(body, "")
+    return checked
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,19 +113,10 @@ class NewProject:
 
     @classmethod
     def from_body(cls, body: object) -> NewProject:
-        if not isinstance(body, dict):
-            raise ValidationError("Request body must be a JSON object")
-        missing = [key for key in REQUIRED if _missing(body.get(key))]
-        if missing:
-            raise ValidationError(f"Missing required fields: {', '.join(missing)}")
+        body = _checked(NEW_PROJECT, body)
         timeline = body.get("timelineState")
-        return cls(
-            name=_string(body, "name", max_length=NAME_MAX),  # type: ignore[arg-type]
-            description=_string(body, "description", nullable=True),
-            video_filename=_string(body, "videoFilename", max_length=FILENAME_MAX),  # type: ignore[arg-type]
-            video_url=_string(body, "videoUrl"),  # type: ignore[arg-type]
-            timeline_state={} if timeline is None else validate_timeline(timeline),
-        )
+        return cls(name=body["name"], description=body.get("description"), video_filename=body["videoFilename"],
+                   video_url=body["videoUrl"], timeline_state={} if timeline is None else timeline)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,19 +132,10 @@ class ProjectChanges:
 
     @classmethod
     def from_body(cls, body: object) -> ProjectChanges:
-        if not isinstance(body, dict):
-            raise ValidationError("Request body must be a JSON object")
-        changes: dict[str, Any] = {}
-        if "name" in body:
-            name = _string(body, "name", max_length=NAME_MAX)
-            if name == "":
-                raise ValidationError("Field 'name' must not be empty", "name")
-            changes.update(name=name, has_name=True)
-        if "description" in body:
-            changes.update(description=_string(body, "description", nullable=True), has_description=True)
-        if "timelineState" in body:
-            changes.update(timeline_state=validate_timeline(body["timelineState"]), has_timeline=True)
-        return cls(**changes)
+        body = _checked(PROJECT_CHANGES, body)
+        return cls(name=body.get("name"), has_name="name" in body,
+                   description=body.get("description"), has_description="description" in body,
+                   timeline_state=body.get("timelineState"), has_timeline="timelineState" in body)
 
 
 # -- cursors ---------------------------------------------------------------------------

@@ -1,10 +1,11 @@
 """Browser sessions: settings and recent projects, in Redis with PostgreSQL behind it.
 
 A session is a UUID v4 (the ``nve_session`` cookie) naming ``{settings, recentProjects}``
-(CONTRACT.md section 2, Sessions). It lives for ``ttl`` (1 h) after its last use:
+(docs/CONTRACT.md section 2, Sessions). It lives for ``ttl`` (1 h) after its last use:
 
-- Redis ``session:{id}`` holds the data as JSON; every read is a ``GETEX ... PX ttl``, so
-  using a session extends it in the same round trip.
+- Redis ``session:{id}`` (in the deployment's namespace, ``NVE_REDIS_PREFIX``) holds the
+  data as JSON; every read is a ``GETEX ... PX ttl``, so using a session extends it in the
+  same round trip.
 - The ``sessions`` table holds a copy, written through on every change. So that a busy
   session does not cost a PostgreSQL write per request, a read served by Redis pushes the
   row's ``expires_at`` forward only once the row's expiry has fallen ``refresh`` (ttl / 12)
@@ -15,7 +16,7 @@ A session is a UUID v4 (the ``nve_session`` cookie) naming ``{settings, recentPr
   back in Redis.
 - Expired rows are deleted by a periodic task (:meth:`SessionStore.start`).
 
-Settings are validated with msgspec against :class:`Settings`; a bad one raises
+Settings are validated with msgspec against :class:`SessionSettings`; a bad one raises
 :class:`core.errors.ValidationError` naming the field.
 """
 
@@ -30,7 +31,7 @@ import re
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 import msgspec
 
@@ -42,7 +43,7 @@ from core.tasks import cancel_and_wait
 log = logging.getLogger("nve.sessions")
 
 
-class Settings(msgspec.Struct, forbid_unknown_fields=True):
+class SessionSettings(msgspec.Struct, forbid_unknown_fields=True):
     """What the editor UI lets a user set; every field has a default."""
 
     theme: Literal["system", "light", "dark"] = "system"
@@ -55,7 +56,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True):
     timelineZoom: Annotated[float, msgspec.Meta(gt=0, le=1000)] = 1.0
 
 
-DEFAULT_SETTINGS: dict[str, Any] = msgspec.to_builtins(Settings())
+DEFAULT_SETTINGS: dict[str, Any] = msgspec.to_builtins(SessionSettings())
 
 _PATH = re.compile(r" - at `\$\.?(?P<path>[^`]*)`$")
 _UNKNOWN = re.compile(r"^Object contains unknown field `(?P<field>[^`]*)`")
@@ -77,7 +78,7 @@ def validate_settings(current: dict[str, Any], patch: Any) -> dict[str, Any]:
     if not isinstance(patch, dict):
         raise ValidationError("Settings must be a JSON object")
     try:
-        settings = msgspec.convert({**current, **patch}, Settings)
+        settings = msgspec.convert({**current, **patch}, SessionSettings)
     except msgspec.ValidationError as error:
         message = str(error)
         unknown = _UNKNOWN.match(message)
@@ -88,7 +89,7 @@ def validate_settings(current: dict[str, Any], patch: Any) -> dict[str, Any]:
         field = located["path"] if located else ""
         reason = message[: located.start()] if located else message
         raise ValidationError(f"Invalid setting '{field}': {reason}", field=field or None) from None
-    return msgspec.to_builtins(settings)
+    return cast("dict[str, Any]", msgspec.to_builtins(settings))
 
 
 def parse_session_id(value: str | None) -> str | None:
@@ -136,9 +137,8 @@ class SessionStore:
         self._memo_size = memo_size
         self._cleaner: asyncio.Task[None] | None = None
 
-    @staticmethod
-    def key(session_id: str) -> str:
-        return f"session:{session_id}"
+    def key(self, session_id: str) -> str:
+        return self._kv.key(f"session:{session_id}")
 
     async def open(self, cookie: str | None) -> Session:
         """The session ``cookie`` names, extended; a new one if it is missing or expired."""
@@ -215,12 +215,13 @@ class SessionStore:
         """The session's data, its lifetime extended; None if it does not exist (any more)."""
         key = self.key(session_id)
         try:
-            raw = await self._kv.run(lambda client: client.getex(key, px=self._ttl_ms))
+            # Bytes: the client does not decode replies (core/kv/client.py).
+            raw = cast("bytes | None", await self._kv.run(lambda client: client.getex(key, px=self._ttl_ms)))
         except KvUnavailable:
             raw = None
         if raw is not None:
             await self._keep_row_alive(session_id, raw)
-            return msgspec.json.decode(raw)
+            return msgspec.json.decode(raw, type=dict[str, Any])
         async with self._db.acquire() as connection:
             if self._row_is_fresh(session_id):
                 row = await connection.fetchrow(_READ, session_id)
@@ -232,7 +233,7 @@ class SessionStore:
         with contextlib.suppress(KvUnavailable):
             text = row["data"]
             await self._kv.run(lambda client: client.set(key, text, px=self._ttl_ms))
-        return msgspec.json.decode(row["data"])
+        return msgspec.json.decode(row["data"], type=dict[str, Any])
 
     async def _save(self, session: Session) -> None:
         """Write through: the row first (the durable copy), then Redis. Either may be down."""

@@ -28,9 +28,13 @@ import secrets
 import stat
 import time
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from core.errors import NotFound
+
+if TYPE_CHECKING:
+    # "rb", "xb", "r+b"...: open() in such a mode is typed as returning a BinaryIO.
+    from _typeshed import OpenBinaryMode
 
 log = logging.getLogger("nve.storage")
 
@@ -149,7 +153,7 @@ class AsyncFileWriter:
         """Bytes handed to :meth:`write` so far."""
 
     @classmethod
-    async def open(cls, path: Path, mode: str = "xb", offset: int | None = None,
+    async def open(cls, path: Path, mode: OpenBinaryMode = "xb", offset: int | None = None,
                    hasher: hashlib._Hash | None = None) -> AsyncFileWriter:
         def opener() -> BinaryIO:
             file: BinaryIO = open(path, mode)  # noqa: SIM115 - closed by close()

@@ -47,8 +47,16 @@ import uvloop
 from prometheus_client.parser import text_string_to_metric_families
 
 from perf.httpclient import Results, Target, build_request, run_load
-from perf.stats import (CpuMeter, ProcessCpu, add_output_args, client_load, percentile, print_table, summarize,
-                        write_json)
+from perf.stats import (
+    CpuMeter,
+    ProcessCpu,
+    add_output_args,
+    client_load,
+    percentile,
+    print_table,
+    summarize,
+    write_json,
+)
 from perf.ws_bench import pin_cpus
 
 
@@ -78,7 +86,7 @@ def encode_clip(path: Path) -> None:
 def _serve(settings_kwargs: dict[str, object], ready: multiprocessing.Queue, cpu: int | None) -> None:
     """Child process: the whole server, as ``nve serve`` runs it (no access log), on ``cpu``."""
     from core.config import Settings
-    from server.lifecycle import start
+    from server.cli.serve import start
 
     if cpu is not None:
         os.sched_setaffinity(0, {cpu})

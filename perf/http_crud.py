@@ -20,8 +20,7 @@ import urllib.request
 import uvloop
 
 from perf.httpclient import Results, Target, build_request, run_load
-from perf.stats import (CpuMeter, ProcessCpu, add_output_args, client_load, print_table, shares, summarize,
-                        write_json)
+from perf.stats import CpuMeter, ProcessCpu, add_output_args, client_load, print_table, shares, summarize, write_json
 
 TIMELINE = {"currentTime": 12.5, "zoom": 2, "markers": [{"time": 3, "label": "intro"}],
             "edits": [{"type": "trim", "start": 1, "end": 20}, {"type": "fade", "in": 0.5}]}

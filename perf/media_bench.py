@@ -22,13 +22,13 @@ Figures are wall times on whatever machine runs this; on a shared VM trust the r
 from __future__ import annotations
 
 import argparse
-from collections import deque
 import importlib.machinery
 import importlib.util
 import shutil
 import statistics
 import subprocess
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> None:
         trim(clip, out["copy"], 10, 40)
 
     compiled, plain = [], []
-    for run in range(runs):
+    for _ in range(runs):
         compiled.append(timed(copy_trim))
         with plain_python_ext():
             plain.append(timed(copy_trim))

@@ -112,8 +112,8 @@ def bench_filmstrip(clip: Path, runs: int) -> tuple[float, float, str]:
 
 
 def cli_waveform(clip: Path) -> list[float]:
-    raw = subprocess.run([ffmpeg(), "-v", "error", "-i", str(clip), "-vn", "-f", "f32le", "-acodec", "pcm_f32le", "pipe:"],
-                         check=True, capture_output=True).stdout
+    raw = subprocess.run([ffmpeg(), "-v", "error", "-i", str(clip), "-vn", "-f", "f32le", "-acodec", "pcm_f32le",
+                          "pipe:"], check=True, capture_output=True).stdout
     samples = np.abs(np.frombuffer(raw, dtype=np.float32).reshape(-1, 2)).max(axis=1)
     return numpy_peaks(samples[None, :], PEAKS)
 
@@ -164,7 +164,8 @@ def python_peaks(frames: list[np.ndarray], peaks: int) -> list[float]:
     if filled:
         block_peaks.append(current)
     n = len(block_peaks)
-    return [min(1.0, max(block_peaks[i * n // peaks:max((i + 1) * n // peaks, i * n // peaks + 1)])) for i in range(peaks)]
+    return [min(1.0, max(block_peaks[i * n // peaks:max((i + 1) * n // peaks, i * n // peaks + 1)]))
+            for i in range(peaks)]
 
 
 def bench_peaks(clip: Path) -> list[tuple[str, float, str]]:

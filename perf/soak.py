@@ -67,19 +67,29 @@ from urllib.parse import urlsplit
 
 import uvloop
 
+from core.jobs.messages import FINAL_KINDS
 from perf.http_crud import EXPECT, request_factory, seed
 from perf.httpclient import Target, build_request, open_connection
 from perf.mixed import open_media_target, upload_clip
 from perf.proctree import TreeSample, listening_pid, sample_tree
-from perf.stats import (CpuMeter, ProcessCpu, add_output_args, client_load, own_cpu, per_cpu, print_table, shares,
-                        summarize, write_json)
+from perf.stats import (
+    CpuMeter,
+    ProcessCpu,
+    add_output_args,
+    client_load,
+    own_cpu,
+    per_cpu,
+    print_table,
+    shares,
+    summarize,
+    write_json,
+)
 from perf.ws_bench import PG_ADMIN, Sink, add_target_args, connect_all, start_clients
 from server.ws.client import WsClient
 
 CRUD_KINDS = ("get", "list", "put", "post", "delete")
 EXPECTED = {**EXPECT, "delete": 204}
 JOB_CYCLE = ("trim", "trim", "trim", "split", "process")
-FINAL_TYPES = ("complete", "error")
 REPORT_EVERY = 1.0
 """Seconds between the client processes' reports to the driver (a sample reads the latest)."""
 REQUEST_TIMEOUT = 30.0
@@ -347,7 +357,7 @@ async def _post_jobs(url: str, bodies: dict[str, tuple[str, dict[str, Any]]], ra
 async def _track(tracker: WsClient, observed: Observed) -> None:
     """Records the first final message of each operation at the tracker; counts repeats."""
     async for message in tracker:
-        if message.type in FINAL_TYPES and isinstance(message.data, dict):
+        if message.type in FINAL_KINDS and isinstance(message.data, dict):
             operation_id = message.data.get("operationId")
             if operation_id in observed.finals:
                 observed.tracker_duplicates += 1

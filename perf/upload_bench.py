@@ -156,9 +156,7 @@ async def bench(megabytes: int, runs: int, json_path: Path | None, plot_path: Pa
     import asyncpg
 
     from core.config import Settings
-    from server.handlers.media import install_media_pool, register_media_routes
-    from server.handlers.tus import install_tus
-    from server.lifecycle import start
+    from server.cli.serve import start
 
     admin_dsn = os.environ.get("NVE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
     database = f"nve_bench_{uuid.uuid4().hex[:10]}"
@@ -174,10 +172,6 @@ async def bench(megabytes: int, runs: int, json_path: Path | None, plot_path: Pa
                             redis_url="redis://127.0.0.1:1/0", workers=0)
         running = await start(settings, dsn)
         app = running.app
-        if not any(route.pattern == "/api/upload" for route in app.router.routes):
-            register_media_routes(app)
-            await install_media_pool(app).start()
-            install_tus(app)
         size = payload.stat().st_size
         rows, raw = [], {}
         for mode in ("multipart", "tus", "tus+sha1", "tus-8MiB"):

@@ -69,8 +69,17 @@ from typing import Any
 import uvloop
 
 from perf.httpclient import Target
-from perf.stats import (CpuMeter, add_output_args, client_load, own_cpu, per_cpu, print_table, shares, summarize,
-                        write_json)
+from perf.stats import (
+    CpuMeter,
+    add_output_args,
+    client_load,
+    own_cpu,
+    per_cpu,
+    print_table,
+    shares,
+    summarize,
+    write_json,
+)
 
 PG_ADMIN = os.environ.get("NVE_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 SENT_AT = b'"sentAt":'

@@ -1,120 +1,169 @@
-"""The application: services, routes, and the dispatch that turns every failure into JSON.
+"""The application's services: built, started and stopped in one place.
 
-:class:`App` is what a handler reaches through ``request.app``. :meth:`App.dispatch` is
-the one place where exceptions become responses: an :class:`HTTPError` or a domain error
-becomes its status and sentence, anything else a 500 carrying the request id (logged with
-its traceback), so a broken handler costs its own request and nothing more. It is also
-where every answer gets its route's caching policy (server/caching.py).
+:class:`App` is what every handler reaches through ``request.app``: the settings, the
+database, and the services built on them. Its constructor builds each service once, in
+dependency order, handing every one its collaborators through its constructor (nothing is
+attached or re-wired later). :meth:`App.start` starts them in that order on an
+``AsyncExitStack``; if one fails to start, those already started are stopped again (in
+reverse) before the error propagates. :meth:`App.stop` stops them all in reverse order.
+
+What depends on what (so the order below is the only one that works):
+
+* the media pool: the short media calls (probe, filmstrip, waveform, ingest);
+* Redis services (sessions, rate limits, the metadata cache, whose misses probe in the pool);
+* the job queue (PostgreSQL), the tus store and its periodic sweep;
+* the WebSocket hub (its token redemption is access's, its latest-state fallback the queue's);
+* the job-event bridge (PostgreSQL NOTIFY to the hub) and the local worker processes.
+
+Shutdown is the contract's (docs/CONTRACT.md section 1): :meth:`App.close_connections` closes
+WebSockets with 1001 before HTTP drains; :meth:`App.stop` then stops workers first (they
+hand their jobs back), the bridge, the hub, the sweep, Redis and the pool.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import functools
 import logging
-import time
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from pathlib import Path
+from typing import Any
 
 from core.config import Settings
 from core.db.pool import Database
-from core.errors import DomainError
+from core.jobs.queue import JobQueue
+from core.jobs.supervisor import Supervisor
 from core.kv.services import KvServices, RateLimits
+from core.media.ingest import metadata
+from core.media.pool import MediaPool
 from core.projects import ProjectStore
-from server.access import Access, check_credentials, check_same_origin
-from server.caching import PER_OWNER, CachePolicy, apply_policy
-from server.http.request import Request
-from server.http.response import AnyResponse, HTTPError, Upgrade, error_response
-from server.handlers.metrics import record_request
-from server.handlers.session import enforce_rate_limit
-from server.routing import Router
+from core.tasks import cancel_and_wait
+from core.uploads.resumable import TusStore, clean_periodically
+from core.uploads.store import UploadStore
+from server.http.routing import Route
+from server.policy.access import Access
+from server.ws.hub import Hub, create_hub
+from server.ws.job_events import JobEventBridge, latest_from
+from server.ws.settings import WsSettings
 
-if TYPE_CHECKING:
-    from core.jobs.queue import JobQueue
-    from core.media.pool import MediaPool
-    from server.tus import TusStore
-    from server.ws.hub import Hub
-
-access_log = logging.getLogger("nve.access")
 log = logging.getLogger("nve.app")
 
-Hook = Callable[[], Awaitable[None]]
+TUS_DIR = ".tus"
+TUS_SWEEP_INTERVAL = 600.0
+
+Readiness = Callable[[], Awaitable[dict[str, object]]]
+
+
+Step = tuple[Callable[[], Awaitable[None]], Callable[[], Awaitable[None]]]
+"""How one service starts and how it stops."""
 
 
 class App:
-    # Services that register() installs (server/handlers/__init__.py):
-    hub: Hub
-    jobs: JobQueue
-    media_pool: MediaPool
-    tus: TusStore
+    """The services of one server process (module docstring); ``request.app`` in handlers."""
 
-    def __init__(self, settings: Settings, db: Database) -> None:
-        from server.handlers import register
-        from server.handlers.metadata import pooled_probe
-
+    def __init__(self, settings: Settings, db: Database, routes: Sequence[Route] = ()) -> None:
         self.settings = settings
         self.db = db
+        self.routes = routes
+        """The route table the app is served with (the OpenAPI document is derived from it)."""
         self.projects = ProjectStore(db)
         self.access = Access(db, settings.access, settings.allowed_hosts)
-        self.router = Router(default_body_limit=settings.json_body_limit)
-        self.on_startup: list[Hook] = []
-        self.on_shutdown: list[Hook] = []
-        self.on_close_connections: list[Hook] = []
-        """Run in reverse order of registration, so later services stop before those they use."""
-        self.readiness: dict[str, Callable[[], Awaitable[dict[str, object]]]] = {}
+        self.media_pool = MediaPool(settings.media_workers, warm=settings.workers > 0)
         self.kv = KvServices(
-            settings.redis_url, db, settings.media_path, pooled_probe(self),
+            settings.redis_url, db, settings.media_path, self._probe, key_prefix=settings.redis_prefix,
             session_ttl=settings.session_ttl, metadata_ttl=settings.metadata_ttl,
-            limits=RateLimits(settings.rate_limit_writes, settings.rate_limit_uploads,
-                              settings.rate_limit_window))
-        self.on_startup.append(self.kv.start)
-        self.on_shutdown.append(self.kv.close)
-        self.readiness["redis"] = self.kv.readiness
-        register(self)
+            limits=RateLimits(settings.rate_limit_writes, settings.rate_limit_uploads, settings.rate_limit_window))
+        self.jobs = JobQueue(db.acquire, settings.jobs.max_attempts)
+        self.tus = TusStore(settings.media_path / TUS_DIR, settings.tus_ttl)
+        sweep = Periodic(functools.partial(clean_periodically, self.tus, settings.media_path, TUS_SWEEP_INTERVAL),
+                         "nve-tus-sweep")
+        hub = self.hub = create_hub(WsSettings.from_settings(settings), settings.redis_url,
+                                    redeem=self.access.tokens.redeem, fallback=latest_from(self.jobs))
+        # Local delivery only: PostgreSQL already NOTIFYs every node (server/ws/job_events.py).
+        job_events = JobEventBridge(db.dsn, self.jobs, hub.deliver_local)
+        supervisor = (Supervisor(settings.workers, db.dsn, settings.media_path, settings.jobs,
+                                 grace=settings.shutdown_timeout)
+                      if settings.workers > 0 else None)
+        self._close_hub: Callable[[], Awaitable[None]] | None = hub.close
+        # Bound now, so the lifecycle and /readyz work on the services built here even when
+        # a test swaps the attribute a handler reads (a recording hub, a warm shared pool).
+        self._steps: list[Step] = [
+            (self.media_pool.start, self.media_pool.close),
+            (self.kv.start, self.kv.close),
+            (sweep.start, sweep.stop),
+            (hub.start, self.close_connections),
+            (job_events.start, job_events.close),
+        ]
+        if supervisor is not None:
+            # Stopped first: the workers hand their jobs back while PostgreSQL is still there.
+            self._steps.append((supervisor.start, supervisor.stop))
+        self.readiness: dict[str, Readiness] = {
+            "redis": self.kv.readiness,
+            "websocket": functools.partial(_websocket_readiness, hub),
+            "jobs": functools.partial(_jobs_readiness, job_events, supervisor),
+        }
+        """What ``/readyz`` reports besides the database, by service (none of it gates readiness)."""
+        self._stack: contextlib.AsyncExitStack | None = None
 
-    async def startup(self) -> None:
-        for hook in self.on_startup:
-            await hook()
+    @property
+    def uploads(self) -> UploadStore:
+        """Storing finished uploads, over the pool and queue the app holds now (tests swap them)."""
+        return UploadStore(self.settings.media_path, self.media_pool, self.access.media, self.kv.metadata, self.jobs)
 
-    async def shutdown_connections(self) -> None:
-        """Close long-lived connections (WebSockets, with 1001) before HTTP drains."""
-        for hook in self.on_close_connections:
-            await hook()
+    async def _probe(self, path: Path) -> dict[str, Any]:
+        """The metadata cache's probe: :func:`core.media.ingest.metadata` in the media pool."""
+        return await self.media_pool.run(metadata, str(path))
 
-    async def shutdown(self) -> None:
-        for hook in reversed(self.on_shutdown):
-            try:
-                await hook()
-            except Exception:
-                log.exception("shutdown hook %r failed", hook)
+    async def start(self) -> None:
+        """Start every service in dependency order; on a failure, stop those started and raise."""
+        async with contextlib.AsyncExitStack() as stack:
+            for start, stop in self._steps:
+                await start()
+                stack.push_async_callback(stop)
+            self._stack = stack.pop_all()
 
-    async def dispatch(self, request: Request) -> AnyResponse:
-        started = time.perf_counter()
-        request.app = self
-        pattern = "unmatched"
-        cache: CachePolicy | None = None
+    async def close_connections(self) -> None:
+        """Close the WebSockets (with 1001) before HTTP drains; once."""
+        close, self._close_hub = self._close_hub, None
+        if close is not None:
+            await close()
+
+    async def stop(self) -> None:
+        """Stop every started service in reverse order; a failure is logged, the rest still stop."""
+        stack, self._stack = self._stack, None
+        if stack is None:
+            return
         try:
-            route, request.path_params = self.router.resolve(request.method, request.path)
-            pattern, cache = route.pattern, route.cache
-            request.body_limit = route.body_limit
-            if cache is PER_OWNER:  # its answer belongs to an owner: a bad key is a 401, never a fallback
-                await check_credentials(request)
-            check_same_origin(request)
-            if route.rate_limited:
-                await enforce_rate_limit(request)
-            response = await route.handler(request)
-        except HTTPError as error:
-            response = error.to_response()
-        except DomainError as error:
-            response = error_response(error.status, str(error), **error.extra)
-        except ConnectionError:
-            response = error_response(400, "The request body ended early")
+            await stack.aclose()
         except Exception:
-            log.exception("request %s %s failed (id %s)", request.method, request.path, request.request_id)
-            response = error_response(500, "Internal server error", requestId=request.request_id)
-        if not isinstance(response, Upgrade):
-            apply_policy(cache, response)
-        status, elapsed = getattr(response, "status", 101), time.perf_counter() - started
-        record_request(request.method, pattern, status, elapsed)
-        access_log.info("%s %s %d %.1fms id=%s", request.method, request.path, status,
-                        elapsed * 1000, request.request_id)
-        return response
+            log.exception("stopping the app's services failed")
 
+
+class Periodic:
+    """A background task as a service: started with the app, cancelled when it stops."""
+
+    def __init__(self, run: Callable[[], Coroutine[Any, Any, None]], name: str) -> None:
+        self._run = run
+        self._name = name
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name=self._name)
+
+    async def stop(self) -> None:
+        await cancel_and_wait(self._task)
+        self._task = None
+
+
+async def _websocket_readiness(hub: Hub) -> dict[str, object]:
+    return {"clients": len(hub.clients), "bus": hub.bus.state}
+
+
+async def _jobs_readiness(job_events: JobEventBridge, supervisor: Supervisor | None) -> dict[str, object]:
+    state: dict[str, object] = {"events": "listening" if job_events.listening.is_set() else "down"}
+    if supervisor is not None:
+        state["workers"] = sum(1 for process in supervisor.processes
+                               if process is not None and process.returncode is None)
+        state["workerRestarts"] = supervisor.restarts
+    return state

@@ -1,4 +1,4 @@
--- Durable media jobs (CONTRACT.md "Operations (jobs)"), claimed by worker processes.
+-- Durable media jobs (docs/CONTRACT.md "Operations (jobs)"), claimed by worker processes.
 --
 -- Every change a client may see (status, progress, message) is announced by the trigger
 -- below on channel nve_job_events, as the very WebSocket message it means, so the API,

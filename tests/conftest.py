@@ -19,6 +19,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -36,6 +37,18 @@ def free_port() -> int:
 def dsn_for(database: str) -> str:
     base, _, _ = ADMIN_DSN.rpartition("/")
     return f"{base}/{database}"
+
+
+PG_HOST = urlsplit(ADMIN_DSN).hostname or "127.0.0.1"
+PG_PORT = urlsplit(ADMIN_DSN).port or 5432
+
+
+def dsn_through(port: int, database: str) -> str:
+    """The DSN of ``database`` reached through a proxy listening on 127.0.0.1:``port`` (same login)."""
+    parts = urlsplit(ADMIN_DSN)
+    login = parts.netloc.rpartition("@")[0]
+    return urlunsplit((parts.scheme, f"{login}@127.0.0.1:{port}" if login else f"127.0.0.1:{port}",
+                       f"/{database}", parts.query, ""))
 
 
 @contextlib.asynccontextmanager
@@ -147,7 +160,7 @@ async def start_server(migrated_dsn: str, tmp_path: Path):
     Every server started is stopped (gracefully) when the test ends.
     """
     from core.config import Settings
-    from server.lifecycle import start
+    from server.cli.serve import start
 
     running = []
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from core import config
 from core.config import Settings
 
@@ -54,3 +56,30 @@ def test_workers_share_the_spare_cores_for_codec_threads(monkeypatch):
     assert Settings.from_env({"NVE_WORKERS": "7"}).jobs.codec_threads == 1
     assert Settings.from_env({"NVE_WORKERS": "2"}).jobs.codec_threads == 3
     assert Settings.from_env({"NVE_WORKERS": "2", "NVE_CODEC_THREADS": "6"}).jobs.codec_threads == 6
+
+
+def test_allowed_origins_are_normalised_once_whichever_way_they_are_given():
+    env = {"NVE_ALLOWED_ORIGINS": "HTTPS://Example.COM:443/, http://LOCALHOST:8080/, https://example.com, *"}
+    assert Settings.from_env(env).allowed_origins == ("https://example.com", "http://localhost:8080", "*")
+    direct = Settings(allowed_origins=("WSS://[::1]:443", "http://a.example:80", "https://a.example:8443"))
+    assert direct.allowed_origins == ("wss://[::1]", "http://a.example", "https://a.example:8443")
+
+
+@pytest.mark.parametrize("origin", ["example.com", "https://example.com/app", "https://u@example.com",
+                                    "https://example.com:99999", "null"])
+def test_an_allowed_origin_that_is_no_origin_is_kept_as_a_literal_with_a_warning(origin: str, caplog):
+    assert Settings.from_env({"NVE_ALLOWED_ORIGINS": origin}).allowed_origins == (origin.lower(),)
+    assert "is not an origin" in caplog.text
+
+
+def test_null_allowed_lets_a_sandboxed_page_in():
+    from server.ws.handshake import origin_allowed
+
+    allowed = Settings.from_env({"NVE_ALLOWED_ORIGINS": "null"}).allowed_origins
+    assert origin_allowed("null", "localhost:3001", allowed)
+    assert not origin_allowed("null", "localhost:3001", ())
+
+
+def test_redis_prefix():
+    assert Settings.from_env({}).redis_prefix == ""
+    assert Settings.from_env({"NVE_REDIS_PREFIX": "staging:"}).redis_prefix == "staging:"

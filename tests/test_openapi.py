@@ -12,7 +12,7 @@ async def test_every_route_is_described_and_nothing_else(server):
         document = (await client.get("/api/openapi.json")).json()
     assert document["openapi"].startswith("3.1")
     described = {(path, method.upper()) for path, item in document["paths"].items() for method in item}
-    routed = {(re.sub(r"\{(\w+):\w+\}", r"{\1}", r.pattern), r.method) for r in server.app.router.routes
+    routed = {(re.sub(r"\{(\w+):\w+\}", r"{\1}", r.pattern), r.method) for r in server.router.routes
               if not r.pattern.startswith("/api/_bench")}
     assert described == routed
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from server.openapi import document
+from server.routes import document
 
 METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 TS_PACKAGE = Path(__file__).parent / "openapi"

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from server.http.response import json_response
-from tests.conftest import dsn_for
+from tests.conftest import PG_HOST, PG_PORT, dsn_for, dsn_through
 from tests.tcpproxy import TCPProxy
 
 
@@ -130,7 +130,7 @@ async def test_a_failing_handler_is_a_json_500_with_a_request_id(server):
     async def boom(request):
         raise RuntimeError("bug")
 
-    server.app.router.add("GET", "/boom", boom)
+    server.router.add("GET", "/boom", boom)
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:
         response = await client.get("/boom")
         assert response.status_code == 500
@@ -157,7 +157,7 @@ async def test_a_slow_reader_does_not_make_the_server_buffer_a_stream(server):
 
         return StreamingResponse(200, [("content-type", "application/octet-stream")], chunks())
 
-    server.app.router.add("GET", "/stream", endless)
+    server.router.add("GET", "/stream", endless)
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port, limit=1024)
     writer.transport.set_write_buffer_limits(0)
     writer.transport.pause_reading()
@@ -176,7 +176,7 @@ async def test_graceful_shutdown_finishes_the_request_in_flight(start_server):
         await asyncio.sleep(0.4)
         return json_response({"finished": True})
 
-    server.app.router.add("GET", "/slow", slow)
+    server.router.add("GET", "/slow", slow)
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:
         pending = asyncio.create_task(client.get("/slow"))
         await entered.wait()
@@ -189,10 +189,10 @@ async def test_graceful_shutdown_finishes_the_request_in_flight(start_server):
 
 
 async def test_database_outage_is_a_fast_503_and_recovers(migrated_dsn, start_server):
-    proxy = TCPProxy("127.0.0.1", 5432)
+    proxy = TCPProxy(PG_HOST, PG_PORT)
     await proxy.start()
     database = migrated_dsn.rsplit("/", 1)[1]
-    server = await start_server(database_url=f"postgresql://postgres@127.0.0.1:{proxy.port}/{database}")
+    server = await start_server(database_url=dsn_through(proxy.port, database))
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:
         assert (await client.get("/api/projects")).status_code == 200
         await proxy.cut()

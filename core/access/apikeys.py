@@ -50,6 +50,7 @@ class ApiKeyStore:
         key = KEY_PREFIX + secrets.token_urlsafe(32)
         async with self._db.acquire() as connection:
             row = await connection.fetchrow(_INSERT, tenant, label, digest(key), key[:SHOWN_PREFIX])
+        assert row is not None, "INSERT ... RETURNING returns the row it inserted"
         return key, ApiKey(**dict(row))
 
     async def list(self) -> list[ApiKey]:

@@ -39,4 +39,5 @@ class TokenStore:
         if not 0 < len(token) <= 128:
             return None
         async with self._db.acquire() as connection:
-            return await connection.fetchval(_REDEEM, digest(token))
+            owner: str | None = await connection.fetchval(_REDEEM, digest(token))
+            return owner

@@ -11,6 +11,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pgserver.postgres_server import PostgresServer
 
 log = logging.getLogger("nve.db")
 # pgserver logs every pg_ctl command line and its output at INFO; ours says what matters.
@@ -24,16 +28,18 @@ class EmbeddedPostgres:
 
     def __init__(self, data_dir: Path) -> None:
         self.pgdata = data_dir / "pgdata"
-        self._server = None
+        self._server: PostgresServer | None = None
 
     def __enter__(self) -> EmbeddedPostgres:
-        import pgserver  # imported here: only the embedded mode pays for it
+        # Imported here: only the embedded mode pays for it. From its module: the package
+        # re-exports get_server implicitly, which strict mypy does not count as an export.
+        from pgserver.postgres_server import get_server
 
         self.pgdata.mkdir(parents=True, exist_ok=True)
-        self._server = pgserver.get_server(self.pgdata, cleanup_mode="stop")
-        exists = self._server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}';")
+        self._server = server = get_server(self.pgdata, cleanup_mode="stop")
+        exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}';")
         if "(1 row)" not in exists:
-            self._server.psql(f'CREATE DATABASE "{DATABASE}";')
+            server.psql(f'CREATE DATABASE "{DATABASE}";')
         log.info("embedded PostgreSQL running in %s", self.pgdata)
         return self
 

@@ -53,7 +53,7 @@ async def migrate(dsn: str, directory: Path = SQL_DIR) -> list[str]:
         await connection.close()
 
 
-async def apply_pending(connection: asyncpg.Connection, migrations: list[Migration]) -> list[str]:
+async def apply_pending(connection: asyncpg.Connection[asyncpg.Record], migrations: list[Migration]) -> list[str]:
     applied: list[str] = []
     await connection.execute("SELECT pg_advisory_lock($1)", LOCK_KEY)
     try:

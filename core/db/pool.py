@@ -16,12 +16,14 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
+from typing import TypeAlias
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 from prometheus_client import Counter
 
 from core.errors import Unavailable
-from core.metrics import REGISTRY
+from core.registry import REGISTRY
 from core.tasks import cancel_and_wait
 
 log = logging.getLogger("nve.db")
@@ -53,8 +55,12 @@ UNAVAILABLE = Counter(
 )
 _FAILED, _REJECTED = UNAVAILABLE.labels("failed"), UNAVAILABLE.labels("rejected")
 
+DbConnection: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]"
+"""What queries run on: a connection of its own, or a pooled one (asyncpg hands those out
+behind a proxy that forwards every method to the connection it holds)."""
 
-async def _keep_session(connection: asyncpg.Connection) -> None:
+
+async def _keep_session(connection: asyncpg.Connection[asyncpg.Record]) -> None:
     """Release a connection to the pool without asyncpg's default reset query.
 
     That query (unlock advisory locks, CLOSE ALL, UNLISTEN *, RESET ALL) costs a round trip
@@ -73,7 +79,7 @@ class Database:
         self._max_size = max_size
         self._idle_timeout = idle_timeout
         self._connect_timeout = connect_timeout
-        self._pool: asyncpg.Pool | None = None
+        self._pool: asyncpg.Pool[asyncpg.Record] | None = None
         self._down_since: float | None = None
         self._probe: asyncio.Task[None] | None = None
 
@@ -101,7 +107,7 @@ class Database:
         return self._down_since is None
 
     @property
-    def pool(self) -> asyncpg.Pool:
+    def pool(self) -> asyncpg.Pool[asyncpg.Record]:
         assert self._pool is not None, "Database.open() was not awaited"
         return self._pool
 
@@ -110,7 +116,7 @@ class Database:
         return {"size": pool.get_size(), "idle": pool.get_idle_size(), "max": pool.get_max_size()}
 
     @contextlib.asynccontextmanager
-    async def acquire(self) -> AsyncIterator[asyncpg.Connection]:
+    async def acquire(self) -> AsyncIterator[PoolConnectionProxy[asyncpg.Record]]:
         """A pooled connection; raises :class:`Unavailable` at once while PostgreSQL is down."""
         if self._down_since is not None:
             _REJECTED.inc()

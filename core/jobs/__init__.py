@@ -12,5 +12,7 @@ Public API
 - :class:`core.jobs.settings.JobSettings`: lease, poll, attempts, progress rate, nice, threads.
 
 Events: every visible change of a job row is NOTIFYed on ``nve_job_events`` as its
-WebSocket message (``server/jobs_bridge.py`` routes them to each node's hub).
+WebSocket message (``server/ws/job_events.py`` routes them to each node's hub); the shape
+of those messages is defined once, in :mod:`core.jobs.messages`, and tested against the SQL
+that emits them.
 """

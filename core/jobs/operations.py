@@ -17,13 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import NotFound, ValidationError
-from core.storage import is_regular_file, is_safe_name, preview_url, video_url
 from core.media.ingest import preview_path
 from core.media.proxy import make_proxy
 from core.media.render import render
 from core.media.split import split
 from core.media.trim import MODES, trim
-from core.timeline import is_number, validate_edits
+from core.shapes import Enum, FileName, Named, Number, Obj, Prop, greater
+from core.storage import is_regular_file, preview_url, video_url
+from core.timeline import validate_edits
 
 Progress = Callable[[float, str | None], None]
 ShouldCancel = Callable[[], bool]
@@ -38,74 +39,69 @@ def new_operation_id(operation: str) -> str:
     return f"{operation}-{uuid.uuid4().hex}"
 
 
+FILE_NAME = Named("FileName", FileName(),
+                  description="A file directly in the media directory: [A-Za-z0-9._-], not starting with a dot")
+MODE = Enum(MODES, default="copy")
+_TIME = Number(minimum=0, noun="a number of seconds")
+_SOURCE = Prop(FILE_NAME, required=True)
+
+TRIM_REQUEST = Named("TrimRequest", Obj({
+    "filename": _SOURCE,
+    "startTime": Prop(_TIME, required=True),
+    "endTime": Prop(_TIME, required=True),
+    "mode": Prop(MODE),
+}, rules=(greater("endTime", "startTime"),), description="endTime must be greater than startTime (a 400 otherwise)."))
+
+SPLIT_REQUEST = Named("SplitRequest", Obj({
+    "filename": _SOURCE,
+    "splitTime": Prop(Number(minimum=0, above=0, noun=_TIME.noun, above_says="must be after the start of the video"),
+                      required=True),
+    "mode": Prop(MODE),
+}))
+
+OUTPUT = FileName(max_length=OUTPUT_MAX)
+"""``output?`` of a process request: a name the result file starts with (``.mp4`` optional)."""
+
+
 def source_path(media_dir: Path, filename: object, field: str = "filename") -> Path:
     """The existing file ``filename`` names in ``media_dir``; 400 if not a plain name, 404 if absent."""
-    if not isinstance(filename, str) or not filename:
-        raise ValidationError(f"Field '{field}' must be a non-empty string", field)
-    if not is_safe_name(filename):
-        raise ValidationError(f"Field '{field}' must be a plain file name", field)
-    path = media_dir / filename
+    name: str = FILE_NAME.check(filename, field)
+    path = media_dir / name
     if not is_regular_file(path):  # a symlink is not followed out of the media directory
         raise NotFound(f"Video {filename} not found")
     return path
 
 
-def _seconds(body: dict[str, Any], field: str) -> float:
-    if field not in body:
-        raise ValidationError(f"Field '{field}' is required", field)
-    value = body[field]
-    if not is_number(value):
-        raise ValidationError(f"Field '{field}' must be a number of seconds", field)
-    if value < 0:
-        raise ValidationError(f"Field '{field}' must be at least 0", field)
-    return float(value)
-
-
-def _mode(body: dict[str, Any]) -> str:
-    mode = body.get("mode", "copy")
-    if mode not in MODES:
-        raise ValidationError(f"Field 'mode' must be one of {', '.join(MODES)}", "mode")
-    return mode
-
-
-def _object(body: object) -> dict[str, Any]:
+def _request(shape: Named, body: object, media_dir: Path) -> dict[str, Any]:
+    """``body`` checked by ``shape``; an unknown source is a 404 before any other field is read."""
     if not isinstance(body, dict):
         raise ValidationError("The request body must be a JSON object")
-    return body
+    source_path(media_dir, body.get("filename"))
+    checked: dict[str, Any] = shape.check(body, "")
+    return checked
 
 
 def trim_params(body: object, media_dir: Path) -> dict[str, Any]:
     """``{filename, startTime, endTime, mode?}`` -> the job's params."""
-    body = _object(body)
-    filename = body.get("filename")
-    source_path(media_dir, filename)
-    start, end = _seconds(body, "startTime"), _seconds(body, "endTime")
-    if end <= start:
-        raise ValidationError("Field 'endTime' must be greater than startTime", "endTime")
-    return {"filename": filename, "start": start, "end": end, "mode": _mode(body)}
+    body = _request(TRIM_REQUEST, body, media_dir)
+    return {"filename": body["filename"], "start": float(body["startTime"]), "end": float(body["endTime"]),
+            "mode": body.get("mode", MODE.default)}
 
 
 def split_params(body: object, media_dir: Path) -> dict[str, Any]:
     """``{filename, splitTime, mode?}`` -> the job's params (without a mode the worker chooses)."""
-    body = _object(body)
-    filename = body.get("filename")
-    source_path(media_dir, filename)
-    at = _seconds(body, "splitTime")
-    if at == 0:
-        raise ValidationError("Field 'splitTime' must be after the start of the video", "splitTime")
-    return {"filename": filename, "at": at, "mode": _mode(body) if "mode" in body else None}
+    body = _request(SPLIT_REQUEST, body, media_dir)
+    return {"filename": body["filename"], "at": float(body["splitTime"]), "mode": body.get("mode")}
 
 
 def output_label(body: dict[str, Any]) -> str | None:
-    """``output?`` of a process request: a name the result file starts with (``.mp4`` optional)."""
+    """``output?`` of a process request, without ``.mp4``: the result is output-process-<id>.mp4
+    in the media dir, so it must be a name /videos serves."""
     output = body.get("output")
     if output is None:
         return None
-    # The result is output-process-<id>.mp4 in the media dir: it must be servable by /videos.
-    if not isinstance(output, str) or not is_safe_name(output) or len(output) > OUTPUT_MAX:
-        raise ValidationError(f"Field 'output' must be a plain file name of at most {OUTPUT_MAX} characters",
-                              "output")
-    return output.removesuffix(".mp4")
+    label: str = OUTPUT.check(output, "output")
+    return label.removesuffix(".mp4")
 
 
 def process_params(filename: object, edits: object, media_dir: Path, *, output: str | None = None,

@@ -22,6 +22,11 @@ Life of a job::
 
 The queue borrows connections through ``acquire`` (``Database.acquire`` on the server, a
 pool's ``acquire`` in a worker) and holds none between calls.
+
+A job's WebSocket message (core/jobs/messages.py) is made in two places: the table's trigger
+NOTIFYs it as the row changes (``nve_job_event()``, SQL), and :meth:`Job.to_message` makes it from
+a row read later (:meth:`JobQueue.event`, :meth:`JobQueue.events_since`: the latest-state
+fallback). tests/jobs/test_job_messages.py holds the two equal for every transition below.
 """
 
 from __future__ import annotations
@@ -34,8 +39,12 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+import msgspec
 
-Acquire = Callable[[], AbstractAsyncContextManager[asyncpg.Connection]]
+from core.db.pool import DbConnection
+from core.jobs import messages
+
+Acquire = Callable[[], AbstractAsyncContextManager[DbConnection]]
 
 FINISHED = frozenset({"done", "failed", "cancelled"})
 CANCELLED_TEXT = "The operation was cancelled"
@@ -90,6 +99,21 @@ class Job:
             body["error"] = self.error
         return body
 
+    def to_message(self) -> messages.JobMessage:
+        """The WebSocket message the job's current state means, as ``nve_job_event()`` makes it.
+
+        Progress while queued or running, complete when done, error when failed or cancelled.
+        """
+        if self.status == "done":
+            assert self.result is not None, "complete() always stores a result"
+            return messages.CompleteMessage(messages.Complete(operation_id=self.operation_id, result=self.result))
+        if self.status in FINISHED:
+            assert self.error is not None, "every way to fail or cancel a job stores its error"
+            return messages.ErrorMessage(messages.Failure(operation_id=self.operation_id, error=self.error))
+        return messages.ProgressMessage(messages.Progress(
+            operation_id=self.operation_id, operation=self.operation, progress=self.progress,
+            message=self.message if self.message is not None else msgspec.UNSET))
+
 
 @dataclass(frozen=True, slots=True)
 class JobEvent:
@@ -100,9 +124,9 @@ class JobEvent:
     data: dict[str, Any]
 
     @classmethod
-    def from_row(cls, row: asyncpg.Record) -> JobEvent:
-        message = json.loads(row["event"])
-        return cls(row["owner"], message["type"], message["data"])
+    def of(cls, job: Job) -> JobEvent:
+        message = job.to_message()
+        return cls(job.owner, message.kind, messages.to_data(message))
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -128,6 +152,8 @@ RETURNING {_COLUMNS}"""
 
 _BY_KEY = f"SELECT {_COLUMNS} FROM jobs WHERE idempotency_key = $1"
 _BY_ID = f"SELECT {_COLUMNS} FROM jobs WHERE operation_id = $1 AND owner = $2"
+_ANY_OWNERS = f"SELECT {_COLUMNS} FROM jobs WHERE operation_id = $1"
+_CHANGED_SINCE = f"SELECT {_COLUMNS} FROM jobs WHERE updated_at >= $1 ORDER BY updated_at"
 
 _CLAIM = f"""
 WITH next AS (
@@ -218,6 +244,7 @@ class JobQueue:
             if row is not None:
                 return Job.from_row(row), True
             row = await connection.fetchrow(_BY_KEY, scoped_key)
+        assert row is not None, "the insert conflicted on this key, so a job holds it"
         return Job.from_row(row), False
 
     async def get(self, owner: str, operation_id: str) -> Job | None:
@@ -229,17 +256,14 @@ class JobQueue:
     async def event(self, operation_id: str) -> JobEvent | None:
         """The WebSocket message for the job's current state, or None if unknown."""
         async with self._acquire() as connection:
-            row = await connection.fetchrow(
-                "SELECT owner, nve_job_event(j) AS event FROM jobs j WHERE operation_id = $1", operation_id)
-        return JobEvent.from_row(row) if row is not None else None
+            row = await connection.fetchrow(_ANY_OWNERS, operation_id)
+        return JobEvent.of(Job.from_row(row)) if row is not None else None
 
     async def events_since(self, since: datetime) -> list[JobEvent]:
         """The current message of every job changed since ``since`` (catch-up after a lost LISTEN)."""
         async with self._acquire() as connection:
-            rows = await connection.fetch(
-                "SELECT owner, nve_job_event(j) AS event FROM jobs j WHERE updated_at >= $1 ORDER BY updated_at",
-                since)
-        return [JobEvent.from_row(row) for row in rows]
+            rows = await connection.fetch(_CHANGED_SINCE, since)
+        return [JobEvent.of(Job.from_row(row)) for row in rows]
 
     async def cancel(self, owner: str, operation_id: str) -> Job | None:
         """Cancel ``owner``'s queued job now, or ask a running one's worker to stop; None if neither applies."""
@@ -257,7 +281,9 @@ class JobQueue:
     async def heartbeat(self, operation_id: str, worker_id: str, lease_seconds: float) -> bool | None:
         """Renew the lease; returns whether a cancel was requested, or None if the lease is lost."""
         async with self._acquire() as connection:
-            return await connection.fetchval(_HEARTBEAT, operation_id, worker_id, lease_seconds)
+            cancel_requested: bool | None = await connection.fetchval(_HEARTBEAT, operation_id, worker_id,
+                                                                       lease_seconds)
+        return cancel_requested
 
     async def progress(self, operation_id: str, worker_id: str, percent: float, message: str | None) -> bool:
         """Record progress (never lower than recorded, below 100 until done); False if the lease is lost."""

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 
 def default_codec_threads() -> int:
-    """All cores but one for codecs, so the server's event loop keeps a core (media-facts.md)."""
+    """All cores but one for codecs, so the server's event loop keeps a core (docs/MEDIA.md)."""
     return max(1, (os.cpu_count() or 2) - 1)
 
 
@@ -47,7 +47,7 @@ class JobSettings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> JobSettings:
         env = os.environ if env is None else env
         values = {field: kind(env[name]) for field, (name, kind) in cls._ENV.items() if name in env}
-        return cls(**values)  # type: ignore[arg-type]
+        return cls(**values)
 
     def to_env(self) -> dict[str, str]:
         return {name: str(getattr(self, field)) for field, (name, _) in self._ENV.items()}

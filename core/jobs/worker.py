@@ -4,7 +4,7 @@ Run one with ``python -m core.jobs.worker`` (the supervisor does; so does ``nve 
 It reads ``DATABASE_URL``, ``MEDIA_DIR`` and the :class:`JobSettings` variables.
 
 Why a process with a thread inside: copy-mode media loops hold the GIL for long stretches
-(media-facts.md), so they must not share a process with the server's event loop; and
+(docs/MEDIA.md), so they must not share a process with the server's event loop; and
 within the worker, the blocking media function runs in a thread so that this process's
 own loop keeps renewing the lease, writing progress and hearing cancel requests.
 
@@ -43,7 +43,7 @@ from typing import Any
 
 import asyncpg
 
-from core.db.pool import CONNECTION_ERRORS
+from core.db.pool import CONNECTION_ERRORS, DbConnection
 from core.jobs import operations
 from core.jobs.queue import RUNNING_MAX_PROGRESS, Job, JobQueue
 from core.jobs.settings import JobSettings
@@ -100,8 +100,8 @@ class Worker:
         self.settings = settings or JobSettings()
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._parent_pid = parent_pid
-        self._pool: asyncpg.Pool | None = None
-        self._listener: asyncpg.Connection | None = None
+        self._pool: asyncpg.Pool[asyncpg.Record] | None = None
+        self._listener: asyncpg.Connection[asyncpg.Record] | None = None
         self._queue: JobQueue | None = None
         self._wake = asyncio.Event()
         self._current: Attempt | None = None
@@ -165,7 +165,8 @@ class Worker:
     def _on_queued(self, *_: Any) -> None:
         self._wake.set()
 
-    def _on_cancel(self, _connection: Any, _pid: int, _channel: str, operation_id: str) -> None:
+    def _on_cancel(self, _connection: DbConnection, _pid: int, _channel: str, operation_id: object) -> None:
+        """A NOTIFY on nve_job_cancel; its payload (asyncpg passes a str) is the operation id."""
         if self._current is not None and self._current.job.operation_id == operation_id:
             self._current.stop(STOP_CANCEL)
 

@@ -1,12 +1,16 @@
-"""The process's Redis client, wrapped so that a dead Redis costs callers nothing.
+"""The request path's Redis client, wrapped so that a dead Redis costs callers nothing.
 
-Redis is optional (CONTRACT.md section 1): the app starts and serves without it and uses it
+Redis is optional (docs/CONTRACT.md section 1): the app starts and serves without it and uses it
 once it comes up. :class:`RedisConnection` makes that hold for every caller:
 
 - Lazy: constructing it opens no socket; the first command connects.
+- One policy: the client is built by :func:`core.kv.client.create_client`, like every
+  other Redis client of the process (timeouts, keepalive, no retries inside redis-py).
+- One namespace: :meth:`RedisConnection.key` puts the deployment's ``NVE_REDIS_PREFIX`` in
+  front of a key name; every store built on the connection names its keys through it.
 - Fail fast: every command goes through :meth:`RedisConnection.run`. A connection error is
   retried at once on a fresh connection (a dropped connection is the common transient
-  failure), at most ``max_retries`` (3) times; each failure is counted by a
+  failure), at most ``policy.max_retries`` (3) times; each failure is counted by a
   :class:`~core.kv.breaker.CircuitBreaker`. Once it opens, :meth:`run` raises
   :class:`KvUnavailable` without touching Redis, so while Redis is down a request pays
   nothing for it (a cache read is an immediate miss, a session read goes to PostgreSQL).
@@ -26,9 +30,8 @@ once it comes up. :class:`RedisConnection` makes that hold for every caller:
   and the recovery deletes every remembered key before it closes the breaker, so no
   command of this process reads one first. (Other nodes may, until they recover too.)
 
-redis-py's own retry loop is switched off (``retries=0``): it would sleep between attempts
-inside the request, and every failure has to reach the breaker. Replies are parsed by
-hiredis.
+redis-py's own retry loop is off (see core/kv/client.py): it would sleep between attempts
+inside the request, and every failure has to reach the breaker.
 """
 
 from __future__ import annotations
@@ -42,15 +45,13 @@ from typing import TypeVar
 
 import redis.asyncio as aioredis
 from prometheus_client import Counter, Histogram
-from redis._parsers import _AsyncHiredisParser
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import OutOfMemoryError, ReadOnlyError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from core.kv.breaker import BreakerState, CircuitBreaker
-from core.metrics import REGISTRY
+from core.kv.client import POLICY, RedisPolicy, create_client
+from core.registry import REGISTRY
 from core.tasks import cancel_and_wait
 
 log = logging.getLogger("nve.redis")
@@ -94,20 +95,15 @@ class RedisConnection:
         self,
         url: str = "redis://127.0.0.1:6379/0",
         *,
-        socket_timeout: float = 0.25,
-        connect_timeout: float = 0.5,
-        max_retries: int = 3,
+        prefix: str = "",
+        policy: RedisPolicy = POLICY,
         failure_threshold: int = 3,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._client: aioredis.Redis = aioredis.Redis.from_url(
-            url,
-            socket_timeout=socket_timeout,
-            socket_connect_timeout=connect_timeout,
-            retry=Retry(NoBackoff(), 0),
-            parser_class=_AsyncHiredisParser,
-        )
-        self._max_retries = max_retries
+        self._client = create_client(url, "kv", policy)
+        self.prefix = prefix
+        """Put in front of every key name (``NVE_REDIS_PREFIX``); empty: the contract's names."""
+        self._max_retries = policy.max_retries
         self.breaker = CircuitBreaker(
             failure_threshold=failure_threshold, clock=clock, on_change=self._on_breaker_change,
         )
@@ -115,6 +111,10 @@ class RedisConnection:
         self._closed = False
         self._last_error: BaseException | None = None
         self._stale: collections.OrderedDict[str, None] = collections.OrderedDict()
+
+    def key(self, name: str) -> str:
+        """The Redis key for ``name`` (``metadata:a.mp4``) in this deployment's namespace."""
+        return self.prefix + name
 
     @property
     def available(self) -> bool:
@@ -156,6 +156,7 @@ class RedisConnection:
         """Delete ``key`` now, or, if Redis cannot be reached, before it is used again.
 
         For a key whose write just failed: Redis may still hold an older value under it.
+        ``key`` is the full name, as :meth:`key` built it.
         """
         try:
             await self.run(lambda client: client.delete(key))

@@ -1,4 +1,6 @@
-"""Media metadata cached in Redis at ``metadata:{filename}`` (CONTRACT.md section 2, Media).
+"""Media metadata cached in Redis at ``metadata:{filename}`` (docs/CONTRACT.md section 2, Media).
+
+The key is in the deployment's namespace (``NVE_REDIS_PREFIX``, see core/kv/client.py).
 
 A hit is a Redis lookup whose JSON bytes go to the client as they are. A miss probes the
 file (PyAV, off the event loop when the probe is synchronous) and stores the result with a
@@ -31,13 +33,13 @@ import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 from prometheus_client import Counter
 
 from core.kv.connection import KvUnavailable, RedisConnection
-from core.metrics import REGISTRY
+from core.registry import REGISTRY
 
 HITS = Counter("nve_metadata_cache_hits",
                "Metadata requests answered from the cache (Redis; the local copy while it is down).",
@@ -48,7 +50,9 @@ COALESCED = Counter("nve_metadata_cache_coalesced",
                     "Metadata requests that waited on a probe another request started.",
                     registry=REGISTRY)
 
-Probe = Callable[[Path], dict[str, Any]] | Callable[[Path], Awaitable[dict[str, Any]]]
+SyncProbe = Callable[[Path], dict[str, Any]]
+AsyncProbe = Callable[[Path], Awaitable[dict[str, Any]]]
+Probe = SyncProbe | AsyncProbe
 
 _encode = msgspec.json.Encoder().encode
 
@@ -73,7 +77,7 @@ class MetadataCache:
         self._probe = probe
         # A callable object with ``async def __call__`` counts as async too.
         self._probe_is_async = (inspect.iscoroutinefunction(probe)
-                                or inspect.iscoroutinefunction(getattr(probe, "__call__", None)))
+                                or inspect.iscoroutinefunction(type(probe).__call__))
         self._ttl = ttl
         self._ttl_ms = max(1, round(ttl * 1000))
         self._clock = clock
@@ -88,9 +92,8 @@ class MetadataCache:
         self._invalidations = 0
         self._recent: collections.deque[bool] = collections.deque(maxlen=window)
 
-    @staticmethod
-    def key(filename: str) -> str:
-        return f"metadata:{filename}"
+    def key(self, filename: str) -> str:
+        return self._kv.key(f"metadata:{filename}")
 
     async def get_json(self, filename: str) -> bytes:
         """The metadata of ``media_dir/filename`` as a JSON document.
@@ -113,7 +116,7 @@ class MetadataCache:
 
     async def get(self, filename: str) -> dict[str, Any]:
         """:meth:`get_json`, decoded."""
-        return msgspec.json.decode(await self.get_json(filename))
+        return msgspec.json.decode(await self.get_json(filename), type=dict[str, Any])
 
     async def put(self, filename: str, metadata: dict[str, Any]) -> None:
         """Store metadata probed elsewhere (an upload that just probed its file)."""
@@ -180,7 +183,8 @@ class MetadataCache:
         names = list(batch)
         keys = [self.key(name) for name in names]
         try:
-            values = await self._kv.run(lambda client: client.mget(keys))
+            # Bytes: the client does not decode replies (core/kv/client.py).
+            values = cast("list[bytes | None]", await self._kv.run(lambda client: client.mget(keys)))
         except asyncio.CancelledError:
             for waiter in batch.values():
                 waiter.cancel()
@@ -195,10 +199,11 @@ class MetadataCache:
                 batch[name].set_result(value)
 
     async def _run_probe(self, path: Path) -> dict[str, Any]:
+        # Which of the two kinds of Probe it is was told apart in __init__.
         if self._probe_is_async:
-            return await self._probe(path)  # type: ignore[misc]
+            return await cast("AsyncProbe", self._probe)(path)
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._probe, path)  # type: ignore[arg-type]
+        return await loop.run_in_executor(self._executor, cast("SyncProbe", self._probe), path)
 
     async def _store(self, filename: str, document: bytes) -> None:
         self._keep(filename, document)

@@ -19,14 +19,14 @@ import hashlib
 import math
 import time
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import redis.asyncio as aioredis
 from prometheus_client import Counter
 from redis.exceptions import NoScriptError
 
 from core.kv.connection import KvUnavailable, RedisConnection
-from core.metrics import REGISTRY
+from core.registry import REGISTRY
 
 DECISIONS = Counter(
     "nve_ratelimit_decisions", "Rate-limit decisions by result (allowed, limited) and where "
@@ -35,7 +35,7 @@ DECISIONS = Counter(
 
 # KEYS[1] = the counter's hash; ARGV = limit, window in ms. Returns {allowed, retry_after_ms}.
 # Fields: w = index of the current window, c = its count, p = the previous window's count.
-_LUA = b"""
+_LUA = """
 local limit = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
 local t = redis.call('TIME')
@@ -63,7 +63,7 @@ else
 end
 return {0, math.ceil(wait)}
 """
-_SHA = hashlib.sha1(_LUA).hexdigest()
+_SHA = hashlib.sha1(_LUA.encode()).hexdigest()
 
 
 class Decision(NamedTuple):
@@ -128,12 +128,13 @@ class RateLimiter:
         """Count one request against ``key`` (at most ``limit`` per ``window`` seconds).
 
         ``key`` names who and what is limited, e.g. ``"ip:203.0.113.7:upload"``; it is
-        stored as ``ratelimit:{key}``.
+        stored as ``ratelimit:{key}`` in the deployment's namespace (``NVE_REDIS_PREFIX``),
+        so callers never deal with the prefix.
         """
         if limit < 1:
             raise ValueError("limit must be at least 1")
         window_ms = max(1, round(window * 1000))
-        redis_key = f"ratelimit:{key}"
+        redis_key = self._kv.key(f"ratelimit:{key}")
         try:
             allowed, retry_ms = await self._kv.run(
                 lambda client: _evaluate(client, redis_key, limit, window_ms))
@@ -147,7 +148,7 @@ class RateLimiter:
 
 async def _evaluate(client: aioredis.Redis, key: str, limit: int, window_ms: int) -> list[int]:
     try:
-        return await client.evalsha(_SHA, 1, key, limit, window_ms)
+        return cast("list[int]", await client.evalsha(_SHA, 1, key, limit, window_ms))
     except NoScriptError:
         # First use on this server (or it restarted empty): EVAL also caches the script.
-        return await client.eval(_LUA, 1, key, limit, window_ms)
+        return cast("list[int]", await client.eval(_LUA, 1, key, limit, window_ms))

@@ -2,7 +2,8 @@
 
 One :class:`~core.kv.connection.RedisConnection` (one breaker, one pool) is shared by the
 session store, the metadata cache and the rate limiter, so one outage is detected once and
-every caller fails over at the same moment.
+every caller fails over at the same moment; it carries the deployment's key prefix
+(``NVE_REDIS_PREFIX``), so all three name their keys in the same namespace.
 """
 
 from __future__ import annotations
@@ -38,11 +39,12 @@ class KvServices:
         media_dir: Path,
         probe: Probe,
         *,
+        key_prefix: str = "",
         session_ttl: float = 3600.0,
         metadata_ttl: float = 3600.0,
         limits: RateLimits = RateLimits(),
     ) -> None:
-        self.connection = RedisConnection(redis_url)
+        self.connection = RedisConnection(redis_url, prefix=key_prefix)
         self.sessions = SessionStore(self.connection, db, ttl=session_ttl)
         self.metadata = MetadataCache(self.connection, media_dir, probe, ttl=metadata_ttl)
         self.limiter = RateLimiter(self.connection)

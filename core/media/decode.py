@@ -8,23 +8,41 @@ fails (CorruptMedia) only once more than ``limit`` packets were bad.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Generic, Protocol, TypeVar
 
 import av
+from av.codec.context import CodecContext
+from av.frame import Frame
 
 from core.media.errors import CorruptMedia
 
+FrameT = TypeVar("FrameT", bound=Frame)
 
-class TolerantDecoder:
+
+class Decodable(Protocol[FrameT]):
+    """What a TolerantDecoder needs of its stream: PyAV's VideoStream (frames: VideoFrame)
+    and AudioStream (AudioFrame) both fit; their base, Stream, declares no ``decode``."""
+
+    @property
+    def type(self) -> str: ...
+
+    @property
+    def codec_context(self) -> CodecContext: ...
+
+    def decode(self, packet: av.Packet[Any] | None = None) -> list[FrameT]: ...
+
+
+class TolerantDecoder(Generic[FrameT]):
     """Decodes the packets of one stream, skipping up to ``limit`` undecodable ones."""
 
-    def __init__(self, stream: av.stream.Stream, name: str, limit: int = 10) -> None:
+    def __init__(self, stream: Decodable[FrameT], name: str, limit: int = 10) -> None:
         stream.codec_context.thread_type = "AUTO"
         self.stream = stream
         self.name = name
         self.limit = limit
         self.errors = 0
 
-    def decode(self, packet: av.Packet | None = None) -> list[av.frame.Frame]:
+    def decode(self, packet: av.Packet[Any] | None = None) -> list[FrameT]:
         """Frames from ``packet`` (None flushes the decoder); [] for a bad packet."""
         try:
             return self.stream.decode(packet)
@@ -36,7 +54,7 @@ class TolerantDecoder:
                 ) from error
             return []
 
-    def frames(self, packets: Iterable[av.Packet], check: Callable[[], None]) -> Iterator[av.frame.Frame]:
+    def frames(self, packets: Iterable[av.Packet[Any]], check: Callable[[], None]) -> Iterator[FrameT]:
         """Frames decoded from ``packets``, then those the flush releases.
 
         ``check()`` (a cancellation check) runs once per packet; the demuxer's empty

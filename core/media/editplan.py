@@ -4,7 +4,7 @@ The API layer has already checked types and the documented ranges of every edit;
 re-checks what only the source can tell (a range past its end, a crop outside the frame, a
 fade longer than the result) and reduces the list to a :class:`RenderPlan`.
 
-Semantics (CONTRACT.md, EditOperation): ranges first, then effects.
+Semantics (docs/CONTRACT.md, EditOperation): ranges first, then effects.
 
 - Ranges are in seconds of the SOURCE's timeline (core.media.probe.Timeline: 0 is its first
   presented frame). Every ``trim`` keeps ``[start, end)`` (several trims intersect), every

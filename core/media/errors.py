@@ -1,7 +1,14 @@
-"""Errors raised by media operations, each mapped to what a client is told."""
+"""Errors raised by media operations, each mapped to what a client is told.
+
+A :class:`MediaError` is a :class:`core.errors.DomainError`: dispatch answers it with its
+status and sentence like any other (one tree, no conversion in handlers). :class:`Cancelled`
+is not: a cancelled job is not a client error.
+"""
+
+from core.errors import DomainError
 
 
-class MediaError(Exception):
+class MediaError(DomainError):
     """A media operation failed; ``str(error)`` is a sentence fit for a client."""
 
     status = 422

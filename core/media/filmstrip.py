@@ -59,7 +59,8 @@ def cached_filmstrip(src: str | os.PathLike[str], cache_dir: str | os.PathLike[s
     sprite = cache_dir / f"{src.name}.filmstrip-{count}.jpg"
     meta = sprite.with_suffix(".json")
     if is_fresh(src, sprite, meta):
-        return json.loads(meta.read_bytes())
+        cached: dict[str, Any] = json.loads(meta.read_bytes())
+        return cached
     cache_dir.mkdir(parents=True, exist_ok=True)
     result = {**filmstrip(src, sprite, count, **options), "sprite": sprite.name}
     write_json(meta, result)
@@ -164,6 +165,7 @@ def _frames_at(container: Any, stream: Any, name: str, targets: list[float], thr
         if cursor.frames is None or ahead > known_gop:
             cursor.seek(target)
             last_key = None
+        assert cursor.frames is not None  # set by seek(), here or for an earlier target
         for frame in cursor.frames:
             throttle.check()
             if frame.time is None:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import av
 
 from core.media.errors import CorruptMedia
-from core.media.probe import Timeline
+from core.media.probe import Timeline, time_base
 from ext.remux import scan_video
 
 
@@ -49,7 +49,7 @@ def seek_before(container: av.container.InputContainer, stream: av.stream.Stream
     time until the first keyframe read is not after ``ts`` (or the target is before the
     stream's start), then seek there again for the caller.
     """
-    step = max(int(2 / stream.time_base), 1)
+    step = max(int(2 / time_base(stream)), 1)
     floor = (stream.start_time or 0) - step  # a seek before the start lands on the start
     target = ts
     while True:

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from fractions import Fraction
+from pathlib import Path
 from typing import Any
 
 import av
@@ -62,6 +62,17 @@ def video_stream(container: av.container.InputContainer, name: str) -> av.video.
     if not stream.codec_context.width or not stream.codec_context.height:
         raise CorruptMedia(f"{name} has a video stream without a picture size")
     return stream
+
+
+def time_base(stream: av.stream.Stream) -> Fraction:
+    """``stream.time_base``, which FFmpeg sets on every stream of an opened input.
+
+    PyAV's stubs make it optional (None stands for an unset 0/x, as on a stream still to be
+    written); every stream read here has one, as the callers already relied on.
+    """
+    tick = stream.time_base
+    assert tick is not None, "a demuxed stream without a time base"
+    return tick
 
 
 def container_duration(container: av.container.InputContainer) -> float:
@@ -136,11 +147,15 @@ class Timeline:
 
     def ticks(self, seconds: float, stream: av.stream.Stream) -> int:
         """Timeline ``seconds`` as a timestamp of ``stream``."""
-        return round((seconds + self.origin) / stream.time_base)
+        tick = stream.time_base  # time_base()'s check, inlined: this runs per packet in places
+        assert tick is not None, "a demuxed stream without a time base"
+        return round((seconds + self.origin) / tick)
 
     def seconds(self, ticks: int, stream: av.stream.Stream) -> float:
         """A timestamp of ``stream`` in timeline seconds."""
-        return float(ticks * stream.time_base) - self.origin
+        tick = stream.time_base  # time_base()'s check, inlined: this runs per packet in places
+        assert tick is not None, "a demuxed stream without a time base"
+        return float(ticks * tick) - self.origin
 
 
 def sample_aspect(stream: av.video.stream.VideoStream) -> Fraction:
@@ -192,7 +207,7 @@ def probe(path: str | os.PathLike[str]) -> dict[str, Any]:
                              stream.index, audio.index if audio is not None else -1)
         if scan["origin"] is None:
             raise CorruptMedia(f"{name}: its video stream holds no keyframe")
-        tick = stream.time_base
+        tick = time_base(stream)
         origin = scan["origin"] * tick
         video_end = float(scan["video_end"] * tick - origin)
         audio_offset = audio_end = None
@@ -215,8 +230,9 @@ def probe(path: str | os.PathLike[str]) -> dict[str, Any]:
         rotation = int(round(frame.rotation)) % 360
         shown_w = max(2, round(ctx.width * sar / 2) * 2) if sar != 1 else ctx.width
         display_w, display_h = (ctx.height, shown_w) if rotation % 180 == 90 else (shown_w, ctx.height)
-        has_audio = audio is not None and audio_offset is not None
-        audio_codec = audio.codec_context.name if has_audio else None
+        sound = audio.codec_context if audio is not None and audio_offset is not None else None
+        has_audio = sound is not None
+        audio_codec = sound.name if sound is not None else None
         return {
             "duration": round(duration, 6),
             "width": ctx.width,
@@ -225,13 +241,13 @@ def probe(path: str | os.PathLike[str]) -> dict[str, Any]:
             "fps": round(float(rate), 3) if rate else None,
             "bitrate": container.bit_rate or None,
             "audio_codec": audio_codec,
-            "audio_channels": audio.codec_context.channels if has_audio else None,
-            "audio_rate": audio.codec_context.sample_rate if has_audio else None,
+            "audio_channels": sound.channels if sound is not None else None,
+            "audio_rate": sound.sample_rate if sound is not None else None,
             "format": container.format.name,
             "has_audio": has_audio,
             "rotation": rotation,
             "start_time": round(float(origin), 6),
-            "audio_offset": round(audio_offset, 6) if has_audio else None,
+            "audio_offset": round(audio_offset, 6) if audio_offset is not None else None,
             "sample_aspect": _ratio(sar),
             "display_aspect": _ratio(Fraction(display_w, display_h)),
             "display_width": display_w,

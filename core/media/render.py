@@ -170,8 +170,9 @@ def audio_range(start: float, end: float) -> Filters:
 
 def upright(rotation: int) -> Filters:
     """Filters that turn a picture with this display rotation (degrees counter-clockwise) upright."""
-    return {90: [("transpose", "cclock")], 180: [("hflip", None), ("vflip", None)],
-            270: [("transpose", "clock")]}.get(rotation % 360, [])
+    turns: dict[int, Filters] = {90: [("transpose", "cclock")], 180: [("hflip", None), ("vflip", None)],
+                                 270: [("transpose", "clock")]}
+    return turns.get(rotation % 360, [])
 
 
 def video_effects(plan: RenderPlan, fps: Fraction, shown: tuple[int, int] | None = None) -> Filters:
@@ -270,7 +271,7 @@ class _Feed:
         self.decoded = 0
         self.last: int | None = None  # pts of the last frame pushed
 
-    def passed(self, packet: av.Packet, end: int) -> bool:
+    def passed(self, packet: av.Packet[Any], end: int) -> bool:
         """Whether ``packet`` and all later ones of this stream start at or after ``end`` (ticks).
 
         Video packets come in decode order, so the test is the decode time: a frame decoded
@@ -285,7 +286,7 @@ class _Feed:
         at = presented_at(packet)
         return at is not None and at >= end
 
-    def decode(self, packet: av.Packet | None) -> None:
+    def decode(self, packet: av.Packet[Any] | None) -> None:
         """Decode ``packet`` (None drains the decoder) into the graph."""
         for frame in self.decoder.decode(packet):
             self.decoded += 1
@@ -354,7 +355,7 @@ class _Reader:
         """Timeline end (s) of the latest packet read: where the source's data got to."""
         self.packets = self._demux()
 
-    def _demux(self) -> Iterator[av.Packet]:
+    def _demux(self) -> Iterator[av.Packet[Any]]:
         """The fed streams' packets in file order, ending at a read error as probe's scan
         does (a damaged tail ends the file there; :meth:`read`'s caller judges the shortfall)."""
         packets = self.source.demux(*(feed.stream for feed in self.feeds.values()))
@@ -397,7 +398,7 @@ class _Reader:
             at = presented_at(packet)
             if at is None:  # the demuxer's empty end-of-stream packets: _drain flushes instead
                 continue
-            self.reached = max(self.reached, self.timeline.seconds(at + packet.duration, packet.stream))
+            self.reached = max(self.reached, self.timeline.seconds(at + (packet.duration or 0), packet.stream))
             feed = self.feeds[packet.stream_index]
             if feed.passed(packet, ends[packet.stream_index]):
                 short.discard(packet.stream_index)

@@ -27,20 +27,22 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any, TypeAlias
 
 import av
 from av.container import InputContainer
+from av.video.codeccontext import VideoCodecContext
 
 from core.media.decode import TolerantDecoder
 from core.media.errors import CorruptMedia, InvalidRequest, MediaError
 from core.media.gop import GopMap, check_delivered, scan_gops, seek_before
 from core.media.output import open_output
-from core.media.probe import Timeline, open_input
+from core.media.probe import Timeline, open_input, time_base
 from ext.nal import annexb_to_length_prefixed, avcc_length_size, avcc_parameter_sets
 from ext.progress import Throttle
 from ext.remux import Track, copy_packets, mux_packets
 
-Timed = tuple[float, av.Packet]  # (output seconds, packet), what the muxing loop takes
+Timed: TypeAlias = "tuple[float, av.Packet[Any]]"  # (output seconds, packet), what the muxing loop takes
 
 # x264 settings for re-encoded video. Edges take no B-frames so that their decode order
 # is their presentation order (the splice relies on it).
@@ -56,14 +58,16 @@ def _can_splice(video: av.video.stream.VideoStream, inner_keyframes: list[tuple[
             and ctx.pix_fmt == "yuv420p" and len(inner_keyframes) >= 2)
 
 
-def _edge_encoder(video: av.video.stream.VideoStream, options: dict[str, str]) -> av.CodecContext:
+def _edge_encoder(video: av.video.stream.VideoStream, options: dict[str, str]) -> VideoCodecContext:
     """A fresh libx264 context in the source's time base and picture size."""
     encoder = av.CodecContext.create("libx264", "w")
     encoder.width = video.codec_context.width
     encoder.height = video.codec_context.height
     encoder.pix_fmt = "yuv420p"
-    encoder.time_base = video.time_base
-    encoder.framerate = video.average_rate or video.guessed_rate
+    encoder.time_base = time_base(video)
+    rate = video.average_rate or video.guessed_rate
+    assert rate is not None, "an H.264 stream without a frame rate"  # PyAV would fail on None too
+    encoder.framerate = rate
     encoder.thread_type = "AUTO"
     encoder.options = options
     return encoder
@@ -106,28 +110,31 @@ def _frames(source: _Source, seek_to: int, lo: int, hi: int) -> Iterator[av.Vide
             source.errors += decoder.errors
 
 
-def _encode(frames: Iterator[av.VideoFrame], encode: Callable[[av.VideoFrame | None], list[av.Packet]],
-            origin: int) -> Iterator[av.Packet]:
+def _encode(frames: Iterator[av.VideoFrame], encode: Callable[[av.VideoFrame | None], list[av.Packet[Any]]],
+            origin: int) -> Iterator[av.Packet[Any]]:
     """Encode frames re-timed to ``pts - origin``, then flush the encoder."""
     for frame in frames:
+        assert frame.pts is not None  # _frames yields only frames with a pts
         frame.pts -= origin
         frame.pict_type = av.video.frame.PictureType.NONE  # or x264 copies the source's pattern
         yield from encode(frame)
     yield from encode(None)
 
 
-def _spliced(packets: Iterator[av.Packet], out: av.video.stream.VideoStream, seconds: float,
+def _spliced(packets: Iterator[av.Packet[Any]], out: av.video.stream.VideoStream, seconds: float,
              dts_shift: int, length_size: int) -> Iterator[Timed]:
     """Edge packets from a standalone x264 rewritten for the source's avcC track."""
     for packet in packets:
+        pts = packet.pts
+        assert pts is not None  # an encoder's packets always have one
         spliced = av.Packet(annexb_to_length_prefixed(bytes(packet), length_size))
-        spliced.pts = packet.pts
-        spliced.dts = packet.pts - dts_shift
+        spliced.pts = pts
+        spliced.dts = pts - dts_shift
         spliced.duration = packet.duration
         spliced.time_base = packet.time_base
         spliced.is_keyframe = packet.is_keyframe
         spliced.stream = out
-        yield packet.pts * seconds, spliced
+        yield pts * seconds, spliced
 
 
 def _middle(source: _Source, k1: int, k2: int, origin: int, out: av.video.stream.VideoStream,
@@ -136,7 +143,7 @@ def _middle(source: _Source, k1: int, k2: int, origin: int, out: av.video.stream
     with open_input(source.path) as container:
         video = container.streams.video[0]
         seek_before(container, video, k1)
-        track = Track(out, k1, k2, origin, float(video.time_base), True)
+        track = Track(out, k1, k2, origin, float(time_base(video)), True)
         timed = copy_packets(container.demux(video), {video.index: track})
         for position, packet in timed:
             if track.packets == 1:
@@ -155,7 +162,7 @@ def _smart_video(source: _Source, video: av.video.stream.VideoStream, gops: GopM
     inner = gops.keyframes_within(first, end)
     (k1, k1_dts), (k2, _) = inner[0], inner[-1]
     length_size = avcc_length_size(video.codec_context.extradata)
-    seconds = float(video.time_base)
+    seconds = float(time_base(video))
     delay = k1 - k1_dts  # the middle decodes this long before it presents
     if first < k1:
         head = _frames(source, gops.keyframe_at_or_before(first)[0], first, k1)
@@ -173,13 +180,14 @@ def _full_video(source: _Source, gops: GopMap, first: int, end: int,
     """The whole range decoded and re-encoded (the fallback)."""
     seconds = float(out.codec_context.time_base)
 
-    def encode(frame: av.VideoFrame | None) -> list[av.Packet]:
+    def encode(frame: av.VideoFrame | None) -> list[av.Packet[Any]]:
         if frame is not None and frame.format.name != "yuv420p":
             frame = frame.reformat(format="yuv420p")
         return out.encode(frame)
 
     frames = _frames(source, gops.keyframe_at_or_before(first)[0], first, end)
     for packet in _encode(frames, encode, first):
+        assert packet.pts is not None  # an encoder's packets always have one
         yield packet.pts * seconds, packet
 
 
@@ -218,8 +226,10 @@ def _audio(source: _Source, timeline: Timeline, start: float, end: float,
             cut.time_base = Fraction(1, rate)
             written += hi - lo
             for packet in out.encode(cut):
+                assert packet.pts is not None  # an encoder's packets always have one
                 yield max(packet.pts * seconds, 0.0), packet
     for packet in out.encode(None):
+        assert packet.pts is not None
         yield max(packet.pts * seconds, 0.0), packet
 
 
@@ -253,7 +263,7 @@ def smart_cut(source: InputContainer, timeline: Timeline, dst: str | os.PathLike
         else:
             vout = output.add_stream("libx264", rate=video.average_rate or video.guessed_rate)
             vout.width, vout.height, vout.pix_fmt = video.codec_context.width, video.codec_context.height, "yuv420p"
-            vout.codec_context.time_base = video.time_base
+            vout.codec_context.time_base = time_base(video)
             vout.codec_context.sample_aspect_ratio = timeline.sample_aspect
             vout.thread_type = "AUTO"
             vout.codec_context.options = X264_OPTIONS
@@ -265,7 +275,7 @@ def smart_cut(source: InputContainer, timeline: Timeline, dst: str | os.PathLike
             template = source.streams.audio[0].codec_context
             aout = output.add_stream("aac", rate=template.sample_rate, layout=template.layout.name)
             aout.bit_rate = AUDIO_BIT_RATE
-            aout.thread_type = "AUTO"
+            aout.codec_context.thread_type = "AUTO"  # what ``aout.thread_type =`` sets; AudioStream's stub lacks it
             streams.append(_audio(decoded, timeline, cut_start, end, aout))
         mux_packets(output, heapq.merge(*streams, key=lambda timed: timed[0]), throttle, offset)
     if len(wanted) - decoded.frames > decoded.errors + 2:

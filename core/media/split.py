@@ -13,7 +13,6 @@ accurate cut when there is none, ``"accurate"`` cuts at the first frame at or af
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 from av.container import InputContainer
@@ -21,8 +20,16 @@ from av.container import InputContainer
 from core.media.errors import InvalidRequest
 from core.media.output import atomic_output
 from core.media.probe import Timeline, described, media_duration, open_input
-from core.media.trim import (Progress, ShouldCancel, check_mode, check_range, copyable, cut_range,
-                             keyframe_after, keyframe_at_or_before)
+from core.media.trim import (
+    Progress,
+    ShouldCancel,
+    check_mode,
+    check_range,
+    copyable,
+    cut_range,
+    keyframe_after,
+    keyframe_at_or_before,
+)
 from ext.progress import Throttle
 
 

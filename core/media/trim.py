@@ -33,7 +33,7 @@ from av.container import InputContainer
 from core.media.errors import InvalidRequest
 from core.media.gop import check_delivered, scan_gops, seek_before
 from core.media.output import atomic_output, open_output
-from core.media.probe import Timeline, described, media_duration, open_input
+from core.media.probe import Timeline, described, media_duration, open_input, time_base
 from core.media.smartcut import smart_cut
 from ext.progress import Throttle
 from ext.remux import Track, copy_packets, mux_packets, video_stop
@@ -124,7 +124,7 @@ def copy_range(source: InputContainer, timeline: Timeline, dst: str | os.PathLik
             first = timeline.ticks(start, stream)
             stop = timeline.ticks(end, stream) if stream is video else timeline.ticks(shown_end, stream)
             out = output.add_stream_from_template(stream)
-            tracks[stream.index] = Track(out, first, stop, first, float(stream.time_base), stream is video)
+            tracks[stream.index] = Track(out, first, stop, first, float(time_base(stream)), stream is video)
         seek_before(source, video, tracks[video.index].start)
         mux_packets(output, copy_packets(source.demux(streams), tracks), throttle, offset)
         first_pts, last_end = (seconds - timeline.origin for seconds in tracks[video.index].span)

@@ -23,10 +23,13 @@ from typing import Any
 
 import av
 import numpy as np
+from av.audio.frame import AudioFrame
+from av.audio.stream import AudioStream
+from av.container import InputContainer
 
 from core.media.decode import TolerantDecoder
-from core.media.errors import InvalidRequest
 from core.media.derived import is_fresh, write_json
+from core.media.errors import InvalidRequest
 from core.media.probe import described, open_input
 from ext.peaks import BlockPeaks, reduce_peaks
 from ext.progress import Throttle
@@ -43,7 +46,8 @@ def cached_waveform(src: str | os.PathLike[str], cache_dir: str | os.PathLike[st
     src, cache_dir = Path(src), Path(cache_dir)
     path = cache_dir / f"{src.name}.waveform-{peaks}.json"
     if is_fresh(src, path):
-        return json.loads(path.read_bytes())
+        cached: dict[str, Any] = json.loads(path.read_bytes())
+        return cached
     cache_dir.mkdir(parents=True, exist_ok=True)
     result = waveform(src, peaks=peaks)
     write_json(path, result)
@@ -94,7 +98,8 @@ def waveform(src: str | os.PathLike[str], peaks: int = DEFAULT_PEAKS, *,
             "sample_rate": sample_rate, "audio": True}
 
 
-def _decoded(container: Any, stream: Any, decoder: TolerantDecoder) -> Iterator[Any]:
+def _decoded(container: InputContainer, stream: AudioStream,
+             decoder: TolerantDecoder[AudioFrame]) -> Iterator[AudioFrame]:
     """Every frame of ``stream``, the decoder's flush included (its last frames are lost without it)."""
     for packet in container.demux(stream):
         if packet.dts is not None:  # skip demux's end-of-stream marker: the flush drains instead

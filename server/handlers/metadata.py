@@ -13,35 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from core import storage
-from core.media.errors import MediaError
 from core.media.derived import is_fresh
-from core.media.ingest import ingest_operation_id, metadata, preview_path
-from server.access import check_media_owner, owner_of
-from server.handlers.media import media_pool, request_preview
+from core.media.ingest import ingest_operation_id, preview_path
 from server.http.request import Request
 from server.http.response import HTTPError, Response, raw_json_response
-
-if TYPE_CHECKING:
-    from server.app import App
-
-
-def register_metadata_routes(app: App) -> None:
-    app.router.add("GET", "/api/metadata/{filename}", get_metadata)
-
-
-def pooled_probe(app: App) -> Callable[[Path], Awaitable[dict[str, Any]]]:
-    """The cache's probe: :func:`core.media.ingest.metadata` in the app's media worker pool."""
-
-    async def run(path: Path) -> dict[str, Any]:
-        return await media_pool(app).run(metadata, str(path))
-
-    return run
-
+from server.policy.access import check_media_owner, owner_of
 
 PENDING = b'"status":"pending"'
 """How a cached document whose browser proxy was still being made reads (compact JSON)."""
@@ -57,8 +35,6 @@ async def get_metadata(request: Request) -> Response:
         document = await app.kv.metadata.get_json(filename)
         if PENDING in document:
             document = await _pending(request, filename, document)
-    except MediaError as error:
-        raise HTTPError(error.status, str(error)) from None
     except FileNotFoundError:
         raise HTTPError(404, f"Video {filename} not found") from None
     return raw_json_response(document)
@@ -76,7 +52,7 @@ async def _pending(request: Request, filename: str, document: bytes) -> bytes:
     owner = await owner_of(request)
     job = await app.jobs.get(owner, ingest_operation_id(filename))
     if job is None:
-        await request_preview(app, owner, filename)
+        await app.uploads.request_preview(owner, filename)
     elif job.status in ENDED:
         metadata = json.loads(document)
         metadata["preview"] = {**metadata["preview"], "status": "failed", "error": job.error}

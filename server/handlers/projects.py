@@ -1,15 +1,15 @@
-"""REST handlers for /api/projects (CONTRACT.md section 2, Projects)."""
+"""REST handlers for /api/projects (docs/CONTRACT.md section 2, Projects)."""
 
 from __future__ import annotations
 
 from core.errors import PreconditionFailed
 from core.projects import Document, NewProject, ProjectChanges, page_limit
-from server.access import owner_of
-from server.files import etag_matches
+from server.http.files import etag_matches
 from server.http.request import Request
 from server.http.response import Response, encode_json, raw_json_response
-from server.idempotency import REPLAYED, idempotency_key
-from server.handlers.session import remember_project
+from server.policy.access import owner_of
+from server.policy.client import remember_project
+from server.policy.idempotency import REPLAYED, idempotency_key
 
 
 def etag(version: int) -> str:

@@ -7,7 +7,7 @@ still lie under the static root, so ``..`` in any spelling is a 404, never a fil
 elsewhere. Files are small and few, so each is read whole in the loop's executor.
 
 There is no build step and file names carry no fingerprint, so responses say
-``Cache-Control: no-cache`` (the routes' ``SHARED`` policy, server/caching.py) with a strong
+``Cache-Control: no-cache`` (the routes' ``SHARED`` policy, server/http/caching.py) with a strong
 ``ETag`` (size and mtime) and ``Last-Modified``: a browser revalidates and gets 304 until
 the file changes, and never runs yesterday's module. ``GET /`` is per owner instead
 (``private``), as it may set the session cookie.
@@ -21,29 +21,15 @@ import asyncio
 import os
 from pathlib import Path
 
-from server.access import browser_session_cookie
-from server.files import etag_of, last_modified, not_modified
+from server.http.files import WEB_CONTENT_TYPES, etag_of, last_modified, not_modified
 from server.http.request import Request
 from server.http.response import HTTPError, Response
+from server.policy.access import browser_session_cookie
 
 STATIC_ROOT = Path(__file__).resolve().parent.parent / "static"
 URL_PREFIX = "/static/"
 _NAME_MAX = 255
 """Bytes in one file name on Linux file systems (NAME_MAX)."""
-
-CONTENT_TYPES = {
-    ".html": "text/html; charset=utf-8",
-    ".js": "text/javascript; charset=utf-8",
-    ".mjs": "text/javascript; charset=utf-8",
-    ".css": "text/css; charset=utf-8",
-    ".json": "application/json",
-    ".svg": "image/svg+xml",
-    ".png": "image/png",
-    ".jpg": "image/jpeg",
-    ".ico": "image/x-icon",
-    ".woff2": "font/woff2",
-    ".txt": "text/plain; charset=utf-8",
-}
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
@@ -53,7 +39,7 @@ CONTENT_SECURITY_POLICY = (
 
 
 async def index(request: Request) -> Response:
-    """``GET /``: the editor page (starting a browser session where one is needed, see server/access.py)."""
+    """``GET /``: the editor page (starting a browser session where one is needed, see server/policy/access.py)."""
     response = await _serve(request, STATIC_ROOT / "index.html")
     response.headers.extend(await browser_session_cookie(request))
     return response
@@ -98,7 +84,7 @@ async def _serve(request: Request, path: Path) -> Response:
         headers.append(("content-security-policy", CONTENT_SECURITY_POLICY))
     if not_modified(request, tag, stat.st_mtime):
         return Response(304, headers)
-    headers.append(("content-type", CONTENT_TYPES.get(path.suffix.lower(), "application/octet-stream")))
+    headers.append(("content-type", WEB_CONTENT_TYPES.get(path.suffix.lower(), "application/octet-stream")))
     return Response(200, headers, body)
 
 

@@ -23,28 +23,30 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import logging
 import os
 import time
 from collections.abc import Awaitable, Callable
 from email.utils import formatdate
-from typing import TYPE_CHECKING
 
 from core import storage
-from core.tasks import cancel_and_wait
-from server.access import owner_of
-from server.handlers.media import UploadProgress, operation_id, store_upload
+from core.errors import DomainError
+from core.media.errors import MediaError
+from core.uploads.progress import UploadProgress, operation_id
+from core.uploads.resumable import (
+    CHECKSUM_ALGORITHMS,
+    TUS_EXTENSIONS,
+    TUS_VERSION,
+    TusError,
+    TusStore,
+    Upload,
+    parse_checksum,
+    parse_metadata,
+    parse_offset,
+)
 from server.http.request import Request
 from server.http.response import AnyResponse, HTTPError, Response, json_response
-from server.tus import (CHECKSUM_ALGORITHMS, DEFAULT_TTL, TUS_EXTENSIONS, TUS_VERSION, TusError, TusStore, Upload,
-                        parse_checksum, parse_metadata, parse_offset)
+from server.policy.access import owner_of
 
-if TYPE_CHECKING:
-    from server.app import App
-
-log = logging.getLogger("nve.tus")
-
-TUS_DIR = ".tus"
 CHECKSUM_MISMATCH = 460
 NO_SPACE = "Not enough disk space to store the upload"
 OFFSET_CONTENT_TYPE = "application/offset+octet-stream"
@@ -52,68 +54,16 @@ _RESUMABLE = ("tus-resumable", TUS_VERSION)
 TusHandler = Callable[[Request, TusStore], Awaitable[AnyResponse]]
 
 
-def install_tus(app: App, ttl: float = DEFAULT_TTL, cleanup_interval: float = 600.0) -> TusStore:
-    """Create ``app.tus`` (the store), mount the routes, and clean up expired uploads periodically."""
-    store = TusStore(app.settings.media_path / TUS_DIR, ttl)
-    app.tus = store  # type: ignore[attr-defined]
-    register_tus_routes(app)
-    cleaner: list[asyncio.Task[None]] = []
-
-    async def start() -> None:
-        cleaner.append(asyncio.get_running_loop().create_task(_clean_periodically(app, store, cleanup_interval)))
-
-    async def stop() -> None:
-        await cancel_and_wait(*cleaner)
-        cleaner.clear()
-
-    app.on_startup.append(start)
-    app.on_shutdown.append(stop)
-    return store
-
-
-def register_tus_routes(app: App) -> None:
-    add = app.router.add
-    for base in ("/api/uploads", "/api/uploads/"):
-        add("OPTIONS", base, _tus(options))
-        add("POST", base, _tus(create), body_limit=app.settings.upload_limit, rate_limited=True)
-    add("OPTIONS", "/api/uploads/{id}", _tus(options))
-    add("GET", "/api/uploads/{id}", _tus(head_or_status))  # HEAD comes here too
-    add("PATCH", "/api/uploads/{id}", _tus(patch), body_limit=app.settings.upload_limit)
-    add("DELETE", "/api/uploads/{id}", _tus(terminate))
-
-
-async def clean_once(app: App, store: TusStore) -> None:
-    """Remove expired tus uploads and multipart temporaries left by a crashed process."""
-    loop = asyncio.get_running_loop()
-    removed = await loop.run_in_executor(None, store.cleanup)
-    stale = await loop.run_in_executor(None, storage.remove_stale,
-                                       app.settings.media_path / storage.UPLOADS_DIR, store.ttl)
-    if removed or stale:
-        log.info("removed %d expired tus uploads and %d stale upload files", len(removed), len(stale))
-
-
-async def _clean_periodically(app: App, store: TusStore, interval: float) -> None:
-    while True:
-        try:
-            await clean_once(app, store)
-        except Exception:
-            log.exception("cleaning up expired uploads failed")
-        await asyncio.sleep(interval)
-
-
 def _tus(handler: TusHandler) -> Callable[[Request], Awaitable[AnyResponse]]:
-    """Give every response (errors too) ``Tus-Resumable`` and turn TusError into JSON."""
+    """Give every response (errors too) ``Tus-Resumable`` and the handler the app's store."""
 
     @functools.wraps(handler)
     async def wrapped(request: Request) -> AnyResponse:
-        store: TusStore = request.app.tus  # type: ignore[union-attr]
         try:
             if request.method != "OPTIONS":
                 _check_version(request)
-            response = await handler(request, store)
-        except TusError as error:
-            raise HTTPError(error.status, error.message, headers=[_RESUMABLE]) from None
-        except HTTPError as error:
+            response = await handler(request, request.app.tus)
+        except DomainError as error:
             error.headers.append(_RESUMABLE)
             raise
         response.headers.append(_RESUMABLE)
@@ -138,15 +88,15 @@ def _expires(store: TusStore) -> tuple[str, str]:
     return "upload-expires", formatdate(time.time() + store.ttl, usegmt=True)
 
 
+@_tus
 async def options(request: Request, store: TusStore) -> AnyResponse:
-    assert request.app is not None
     return Response(204, [("tus-version", TUS_VERSION), ("tus-extension", TUS_EXTENSIONS),
                           ("tus-max-size", str(request.app.settings.upload_limit)),
                           ("tus-checksum-algorithm", ",".join(CHECKSUM_ALGORITHMS))])
 
 
+@_tus
 async def create(request: Request, store: TusStore) -> AnyResponse:
-    assert request.app is not None
     if request.headers.get("upload-defer-length") is not None:
         raise TusError(400, "Upload-Defer-Length is not supported: send Upload-Length")
     length = parse_offset(request.headers.get("upload-length"), "Upload-Length")
@@ -192,6 +142,7 @@ async def _get(request: Request, store: TusStore, upload_id: str) -> Upload:
     return upload
 
 
+@_tus
 async def head_or_status(request: Request, store: TusStore) -> AnyResponse:
     """HEAD: the tus offset. GET: the upload as JSON (with the stored video once complete)."""
     upload_id = request.path_params["id"]
@@ -212,9 +163,8 @@ async def head_or_status(request: Request, store: TusStore) -> AnyResponse:
                          headers=headers)
 
 
+@_tus
 async def patch(request: Request, store: TusStore) -> AnyResponse:
-    app = request.app
-    assert app is not None
     if _content_type(request) != OFFSET_CONTENT_TYPE:
         raise TusError(415, f"PATCH needs Content-Type: {OFFSET_CONTENT_TYPE}")
     offset = parse_offset(request.headers.get("upload-offset"), "Upload-Offset")
@@ -244,11 +194,11 @@ async def _receive(request: Request, store: TusStore, upload: Upload, checksum: 
 async def _append(request: Request, store: TusStore, upload: Upload, checksum: tuple[str, bytes] | None,
                   remaining: int) -> int:
     """Write the request body at the upload's offset; return how many bytes were written."""
-    assert request.app is not None
     part = store.part_path(upload.id)
     hasher = CHECKSUM_ALGORITHMS[checksum[0]]() if checksum else None
     writer = await storage.AsyncFileWriter.open(part, "r+b", offset=upload.offset, hasher=hasher)
-    progress = UploadProgress(request.app, _operation_id(upload), upload.owner, upload.length, done=upload.offset)
+    progress = UploadProgress(request.app.hub.publish, _operation_id(upload), upload.owner, upload.length,
+                              done=upload.offset)
     loop = asyncio.get_running_loop()
     try:
         async for chunk in request.stream():
@@ -277,14 +227,14 @@ async def _append(request: Request, store: TusStore, upload: Upload, checksum: t
 async def _finish(request: Request, store: TusStore, upload: Upload) -> None:
     """The last byte arrived: store the upload as a video, or remove it and refuse it."""
     app = request.app
-    assert app is not None
-    progress = UploadProgress(app, _operation_id(upload), upload.owner, upload.length, done=upload.length)
+    progress = UploadProgress(app.hub.publish, _operation_id(upload), upload.owner, upload.length,
+                              done=upload.length)
     loop = asyncio.get_running_loop()
     try:
-        result = await store_upload(app, store.part_path(upload.id), upload.metadata.get("filename"), upload.owner)
-    except HTTPError as error:
+        result = await app.uploads.store(store.part_path(upload.id), upload.metadata.get("filename"), upload.owner)
+    except MediaError as error:
         await loop.run_in_executor(None, store.remove, upload.id)
-        await progress.fail(error.message)
+        await progress.fail(str(error))
         raise
     await loop.run_in_executor(None, store.mark_complete, upload, result)
     await progress.complete(result)
@@ -299,6 +249,7 @@ def _offset_headers(store: TusStore, upload: Upload) -> list[tuple[str, str]]:
     return headers
 
 
+@_tus
 async def terminate(request: Request, store: TusStore) -> AnyResponse:
     upload_id = request.path_params["id"]
     async with store.locked(upload_id):

@@ -5,7 +5,7 @@ and protocol errors. Responses are serialized here, because h11's sending side (
 validates and normalizes every header twice and walks its state machine for each of
 head, body and end) cost more than the rest of a cached GET. The rules it applied are kept,
 one by one, and a test holds this serializer to h11's own output
-(tests/httpserver/test_response_framing.py):
+(tests/http/test_response_framing.py):
 
 * framing: a known length is sent as ``Content-Length``; an unknown one is chunked for
   HTTP/1.1 and close-delimited for HTTP/1.0; HEAD, 204 and 304 responses carry headers
@@ -39,17 +39,32 @@ rule can be tested by feeding bytes, one at a time or all at once. What it adds:
   :class:`EndOfRequest` follows it), and ``100 Continue`` is sent only if the client still waits;
 * the switch to another protocol (WebSocket) returns the bytes already read past the
   handshake.
+
+Our side of the cycle is a :class:`State`, after h11's state table (the client's side is
+h11's own ``their_state``)::
+
+    state           event                                     next state
+    IDLE            next_event() gives a RequestHead          SEND_RESPONSE
+    SEND_RESPONSE   send_head()                               SEND_BODY
+    SEND_RESPONSE   send_response()                           DONE or MUST_CLOSE
+    SEND_BODY       send_end()                                DONE or MUST_CLOSE
+    SEND_RESPONSE   send_switch()                             SWITCHED_PROTOCOL
+    DONE            start_next_cycle()                        IDLE
+
+A response ends in DONE when its head kept the connection alive and the request was read
+to its end, else in MUST_CLOSE. A :class:`BadRequest` changes no state: the caller writes
+its response and closes. How the body of the response is framed is a :class:`Framing`.
 """
 
 from __future__ import annotations
 
+import enum
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 
 import h11
-
 
 Headers = list[tuple[bytes, bytes]]
 ResponseHeaders = Iterable[tuple[str, str]]
@@ -109,10 +124,42 @@ _ABSOLUTE_FORM = re.compile(rb"(?i:https?)://([^/?#@]+)((?:[/?][^#]*)?)")
 _REASONS = {400: "Bad request", 431: "Request header fields too large",
             501: "Transfer coding not implemented", 505: "HTTP version not supported"}
 
-# Where the response of the current cycle is.
-_NOT_STARTED, _SENDING_BODY, _SENT = 0, 1, 2
-# How its body is framed.
-_BY_LENGTH, _CHUNKED, _UNTIL_CLOSE, _NO_BODY = 0, 1, 2, 3
+
+
+class State(enum.Enum):
+    """Where our side of the current request/response cycle is (see the module docstring)."""
+
+    IDLE = "IDLE"
+    """No request head yet."""
+    SEND_RESPONSE = "SEND_RESPONSE"
+    """A request head came; nothing of its response was sent (a ``100 Continue`` may go)."""
+    SEND_BODY = "SEND_BODY"
+    """The response head was sent; its body follows."""
+    DONE = "DONE"
+    """The response is complete and the connection may carry another request."""
+    MUST_CLOSE = "MUST_CLOSE"
+    """The response is complete and the connection ends after it."""
+    SWITCHED_PROTOCOL = "SWITCHED_PROTOCOL"
+    """``101 Switching Protocols`` was sent: the bytes are another protocol's from now on."""
+
+
+class Framing(enum.Enum):
+    """How the body of the current response is delimited."""
+
+    LENGTH = "LENGTH"
+    """By ``Content-Length``."""
+    CHUNKED = "CHUNKED"
+    UNTIL_CLOSE = "UNTIL_CLOSE"
+    """By the end of the connection (HTTP/1.0, length unknown)."""
+    NONE = "NONE"
+    """No body may follow (HEAD, 204, 304): body bytes given are dropped."""
+
+
+# Module-level names for the members the send path compares on every body chunk: a
+# global lookup costs a fraction of an attribute lookup on an Enum class.
+_IDLE, _SEND_RESPONSE, _SEND_BODY, _DONE, _MUST_CLOSE = (
+    State.IDLE, State.SEND_RESPONSE, State.SEND_BODY, State.DONE, State.MUST_CLOSE)
+_BY_LENGTH, _CHUNKED, _UNTIL_CLOSE, _NO_BODY = Framing.LENGTH, Framing.CHUNKED, Framing.UNTIL_CLOSE, Framing.NONE
 
 
 class HTTPConnection:
@@ -123,20 +170,30 @@ class HTTPConnection:
         self._h11 = self._parser()
         self._reset_cycle()
 
+    def __repr__(self) -> str:
+        return f"<HTTPConnection {self._state.name} (client {self._h11.their_state.__name__})>"
+
+    @property
+    def state(self) -> State:
+        """Where our side of the current cycle is."""
+        return self._state
+
     def _parser(self) -> h11.Connection:
         return h11.Connection(h11.SERVER, max_incomplete_event_size=self._max_header_bytes)
 
     def _reset_cycle(self) -> None:
+        self._state = _IDLE
+        # What the request head said (facts of this cycle, not phases of it):
         self._head_request = False
         self._client_keep_alive = True
         """False when the client said ``Connection: close`` or spoke HTTP/1.0."""
         self._http10 = False
-        self._body_done = True
-        self._response = _NOT_STARTED
+        # What the response head decided:
         self._framing = _BY_LENGTH
         self._remaining = 0
         """Bytes of the declared Content-Length not sent yet."""
         self._keep_alive = True
+        """Whether the response head left the connection open: its end is DONE, else MUST_CLOSE."""
 
     # -- input -----------------------------------------------------------------
 
@@ -150,17 +207,16 @@ class HTTPConnection:
             event = self._h11.next_event()
         except h11.RemoteProtocolError as error:
             return self._bad_request(error)
-        kind = type(event)
-        if kind is h11.Data:
+        # Exact type tests, the most frequent first: cheaper than isinstance, and typed.
+        if type(event) is h11.Data:
             return BodyChunk(bytes(event.data))
-        if kind is h11.EndOfMessage:
-            self._body_done = True
+        if type(event) is h11.EndOfMessage:
             return _END
-        if kind is h11.Request:
+        if type(event) is h11.Request:
             return self._request_head(event)
-        if kind is h11.ConnectionClosed:
+        if type(event) is h11.ConnectionClosed:
             return _CLOSED
-        return event  # NEED_DATA or PAUSED
+        return event  # type: ignore[return-value]  # NEED_DATA or PAUSED: h11 gives a server nothing else
 
     def _request_head(self, event: h11.Request) -> RequestHead | BadRequest:
         headers = [(name.lower(), value) for name, value in event.headers.raw_items()]
@@ -193,20 +249,21 @@ class HTTPConnection:
             content_length = None
         target = event.target
         if not target.startswith(b"/"):
-            target = self._other_form(event.method, target, headers)
-            if target is None:
+            origin_form = self._other_form(event.method, target, headers)
+            if origin_form is None:
                 return self._bad_request(h11.RemoteProtocolError("invalid request target"))
+            target = origin_form
         self._http10 = event.http_version < b"1.1"
         if self._http10:
             self._client_keep_alive = False
         self._head_request = event.method == b"HEAD"
         has_body = content_length != 0
-        self._body_done = not has_body
         if not has_body:
             # h11 reports the empty body's end as an event of its own; a request without a
             # body is complete at its head, so it is consumed here rather than by every caller.
             end = self._h11.next_event()
             assert type(end) is h11.EndOfMessage, end
+        self._state = _SEND_RESPONSE
         return RequestHead(
             method=event.method.decode("ascii"),
             target=target,
@@ -250,7 +307,7 @@ class HTTPConnection:
 
     @property
     def waiting_for_continue(self) -> bool:
-        return self._response == _NOT_STARTED and self._h11.they_are_waiting_for_100_continue
+        return self._state is _SEND_RESPONSE and self._h11.they_are_waiting_for_100_continue
 
     def send_continue(self) -> bytes:
         """``100 Continue``, or nothing if the client stopped waiting or sent the body already."""
@@ -261,17 +318,19 @@ class HTTPConnection:
     def send_response(self, status: int, headers: ResponseHeaders, body: bytes) -> bytes:
         """A whole response, framed by its length: head and body (the body only if one may follow)."""
         head = self.send_head(status, headers, len(body))
-        self._response = _SENT
-        return head if self._framing == _NO_BODY or not body else head + body
+        self._state = _DONE if self._keep_alive else _MUST_CLOSE
+        return head if self._framing is _NO_BODY or not body else head + body
 
     def send_head(self, status: int, headers: ResponseHeaders, content_length: int | None) -> bytes:
         """The status line and headers; the body that follows is framed by ``content_length``
         when it is known, chunked (HTTP/1.1) or delimited by the close (HTTP/1.0) when not."""
-        if self._response != _NOT_STARTED:
-            raise h11.LocalProtocolError("this request was answered already")
+        if self._state is not _SEND_RESPONSE:
+            raise h11.LocalProtocolError("there is no request to answer, or it was answered already")
         if not 200 <= status <= 999:
             raise h11.LocalProtocolError(f"status {status} is not a final response")
-        close = not (self._client_keep_alive and self._body_done)
+        # h11 says DONE once the request was read to its end: a body left unread would be
+        # parsed as the next request, so the connection must close.
+        close = not (self._client_keep_alive and self._h11.their_state is h11.DONE)
         lines = [_STATUS_LINES.get(status) or f"HTTP/1.1 {status} \r\n"]
         connection: list[str] = []
         for name, value in headers:
@@ -310,38 +369,38 @@ class HTTPConnection:
         if text.count("\n") != len(lines) or text.count("\r") != len(lines) or "\0" in text:
             raise h11.LocalProtocolError("a response header contains CR, LF or NUL")
         self._keep_alive = not close
-        self._response = _SENDING_BODY
+        self._state = _SEND_BODY
         return text.encode("latin-1")
 
     def send_body(self, data: bytes) -> bytes:
         """Frame a piece of the response body (nothing at all where no body may follow)."""
-        if self._response != _SENDING_BODY:
+        if self._state is not _SEND_BODY:
             raise h11.LocalProtocolError("no response body is being sent")
         framing = self._framing
-        if framing == _NO_BODY or not data:
+        if framing is _NO_BODY or not data:
             return b""
-        if framing == _BY_LENGTH:
+        if framing is _BY_LENGTH:
             self._remaining -= len(data)
             if self._remaining < 0:
                 raise h11.LocalProtocolError("Too much data for declared Content-Length")
             return data
-        if framing == _CHUNKED:
+        if framing is _CHUNKED:
             return b"%x\r\n%s\r\n" % (len(data), data)
         return data
 
     def send_end(self) -> bytes:
-        if self._response != _SENDING_BODY:
+        if self._state is not _SEND_BODY:
             raise h11.LocalProtocolError("no response body is being sent")
-        if self._framing == _BY_LENGTH and self._remaining:
+        if self._framing is _BY_LENGTH and self._remaining:
             raise h11.LocalProtocolError("Too little data for declared Content-Length")
-        self._response = _SENT
-        return b"0\r\n\r\n" if self._framing == _CHUNKED else b""
+        self._state = _DONE if self._keep_alive else _MUST_CLOSE
+        return b"0\r\n\r\n" if self._framing is _CHUNKED else b""
 
     def send_switch(self, headers: ResponseHeaders) -> tuple[bytes, bytes]:
         """``101 Switching Protocols``; returns the bytes to write and those already read past it."""
         encoded = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers]
         data = self._h11.send(h11.InformationalResponse(status_code=101, headers=encoded)) or b""
-        self._response, self._keep_alive = _SENT, False
+        self._state = State.SWITCHED_PROTOCOL
         leftover, _closed = self._h11.trailing_data
         return data, leftover
 
@@ -357,7 +416,7 @@ class HTTPConnection:
     @property
     def keep_alive(self) -> bool:
         """Whether the connection may carry another request once this response is sent."""
-        return self._keep_alive and self._response == _SENT and self._h11.their_state is h11.DONE
+        return self._state is _DONE and self._h11.their_state is h11.DONE
 
     def start_next_cycle(self) -> None:
         """Get ready for the next request: a new parser, given what was read past this one."""

@@ -22,11 +22,36 @@ that need a clock or a socket:
   socket is half-closed and what the client still sends is dropped until its end of
   stream or ``LINGER`` seconds, so its unread bytes do not make the kernel reset the
   connection and destroy the answer (RFC 9112 section 9.6).
+
+Where a connection is is a :class:`Phase` (the request/response framing inside a cycle is
+:class:`~server.http.connection.HTTPConnection`'s own :class:`~server.http.connection.State`)::
+
+    phase                event                                             next phase
+    IDLE                 first byte of a request                           RECEIVING_HEAD
+    IDLE                 request head complete (pipelined, read already)   IN_REQUEST
+    RECEIVING_HEAD       request head complete                             IN_REQUEST
+    IDLE/RECEIVING_HEAD  timeout, shutdown(), shed(), end of stream        CLOSED
+    IDLE/RECEIVING_HEAD  malformed request answered (4xx/5xx)              LINGERING
+    IN_REQUEST           response sent, connection kept alive              IDLE
+    IN_REQUEST           response sent, request left unread                LINGERING
+    IN_REQUEST           response sent, not kept alive (or shutdown())     CLOSING
+    IN_REQUEST           101 sent for an ``Upgrade`` response              SWITCHED
+    IN_REQUEST           body stalled: transport aborted                   (CLOSED once lost)
+    LINGERING            client's end of stream, ``LINGER`` over, shed()   (CLOSED once lost)
+    CLOSING              the transport flushed its buffer and is lost      CLOSED
+    any but SWITCHED     connection_lost()                                 CLOSED
+
+CLOSING is a closed connection whose response may still be in the transport's buffer:
+like IN_REQUEST it counts as busy, so a graceful shutdown waits for it rather than
+aborting it and truncating the response. Nothing is read or written in CLOSED, and no
+request starts once the phase has left IDLE and RECEIVING_HEAD: a head that arrived
+just before a shed or a timeout is never handled on a connection nobody can be answered on.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import itertools
 import logging
 import os
@@ -34,15 +59,22 @@ import socket
 import time
 from collections.abc import Awaitable, Callable
 from email.utils import formatdate
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from server.http.connection import (NEED_DATA, PAUSED, BadRequest, BodyChunk, Closed, EndOfRequest,
-                                    HTTPConnection, RequestHead)
+from core.config import Settings
+from server.http.connection import (
+    NEED_DATA,
+    PAUSED,
+    BadRequest,
+    BodyChunk,
+    Closed,
+    EndOfRequest,
+    Event,
+    HTTPConnection,
+    RequestHead,
+)
 from server.http.request import Request
 from server.http.response import AnyResponse, Response, StreamingResponse, Upgrade
-
-if TYPE_CHECKING:
-    from server.http.server import HTTPServer
 
 log = logging.getLogger("nve.http")
 
@@ -70,29 +102,109 @@ LINGER = 2.0
 """Seconds a half-closed connection drops a client's remaining input before it is cut."""
 
 
+class Phase(enum.Enum):
+    """Where a connection is; the transitions are in the module docstring."""
+
+    # Members are singletons compared by identity, so an identity hash is consistent; Enum's
+    # own hashes the name in Python, which the transition check would pay three times a request.
+    __hash__ = object.__hash__
+
+    IDLE = "IDLE"
+    """No request: a fresh connection, or one between two keep-alive requests."""
+    RECEIVING_HEAD = "RECEIVING_HEAD"
+    """Bytes of a request head came; the head must be complete within ``header_timeout``."""
+    IN_REQUEST = "IN_REQUEST"
+    """A request is in flight: its handler runs, its body is read or its response written."""
+    LINGERING = "LINGERING"
+    """Answered and half-closed; the client's input is dropped until its end of stream."""
+    CLOSING = "CLOSING"
+    """Closed after a response the transport may still be flushing."""
+    SWITCHED = "SWITCHED"
+    """The transport belongs to another protocol (WebSocket) now."""
+    CLOSED = "CLOSED"
+    """Lost, or closed by this side with nothing left to deliver."""
+
+
+# The transition table, checked on every change of phase while assertions are on (the
+# tests); module-level names for the members the per-read paths compare.
+_IDLE, _RECEIVING_HEAD, _IN_REQUEST = Phase.IDLE, Phase.RECEIVING_HEAD, Phase.IN_REQUEST
+_LINGERING, _CLOSING, _SWITCHED, _CLOSED = Phase.LINGERING, Phase.CLOSING, Phase.SWITCHED, Phase.CLOSED
+_NEXT: dict[Phase, frozenset[Phase]] = {
+    _IDLE: frozenset({_RECEIVING_HEAD, _IN_REQUEST, _LINGERING, _CLOSED}),
+    _RECEIVING_HEAD: frozenset({_IN_REQUEST, _LINGERING, _CLOSED}),
+    _IN_REQUEST: frozenset({_IDLE, _LINGERING, _CLOSING, _SWITCHED, _CLOSED}),
+    _LINGERING: frozenset({_CLOSED}),
+    _CLOSING: frozenset({_CLOSED}),
+    _SWITCHED: frozenset(),
+    _CLOSED: frozenset(),
+}
+
+
+class ConnectionManager(Protocol):
+    """What a connection needs of the server that accepted it (:class:`server.http.server.HTTPServer`).
+
+    Declared here so that this module does not import the server's: the server creates
+    protocols, protocols only report to it.
+    """
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def handler(self) -> Handler: ...
+
+    def admit(self, connection: HTTPProtocol) -> bool:
+        """Register a new connection; False: refuse it."""
+
+    def request_started(self, connection: HTTPProtocol) -> None:
+        """``connection`` has a request in flight: it may not be shed."""
+
+    def request_finished(self, connection: HTTPProtocol) -> None:
+        """``connection`` holds no request any more: it may be shed."""
+
+    def discard(self, connection: HTTPProtocol) -> None:
+        """``connection`` is gone, or belongs to another protocol."""
+
+
 class HTTPProtocol(asyncio.Protocol):
-    def __init__(self, server: HTTPServer) -> None:
+    """One connection's request cycle; see the module docstring."""
+
+    def __init__(self, server: ConnectionManager) -> None:
         self._server = server
         self._settings = server.settings
         self._loop = asyncio.get_running_loop()
         self._conn = HTTPConnection(max_header_bytes=server.settings.max_header_bytes)
+        self._phase = _IDLE
         self._transport: asyncio.Transport | None = None
         self._client: tuple[str, int] | None = None
         self._data_waiter: asyncio.Future[None] | None = None
         self._write_waiter: asyncio.Future[None] | None = None
+        # Flow control, orthogonal to the phase: either side of the socket may be paused in
+        # any phase that reads or writes, and resuming does not move the phase.
         self._writing_paused = False
         self._reading_paused = False
-        self._lost = False
-        self._closing = False
-        self._in_request = False
-        self._got_bytes = False
-        self._deadline = 0.0
-        """Loop time at which the current wait (head, body, keep-alive) times out; 0: none."""
+        self._close_after_response = False
+        """Set by shutdown() during a request: an order for the end of IN_REQUEST (CLOSING
+        instead of IDLE), not a phase of its own; the request runs on as any other."""
+        self._deadline: float | None = None
+        """Loop time at which the current wait (head, body, keep-alive) times out; None: none."""
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
         self._task: asyncio.Task[None] | None = None
-        self._switched = False
-        self._lingering: asyncio.TimerHandle | None = None
+        self._linger_timer: asyncio.TimerHandle | None = None
+
+    def __repr__(self) -> str:
+        paused = "".join([" reading-paused" if self._reading_paused else "",
+                          " writing-paused" if self._writing_paused else ""])
+        return f"<HTTPProtocol {self._phase.name} ({self._conn.state.name}){paused} client={self._client}>"
+
+    @property
+    def phase(self) -> Phase:
+        return self._phase
+
+    def _enter(self, phase: Phase) -> None:
+        assert phase in _NEXT[self._phase], f"{self!r} cannot go to {phase.name}"
+        self._phase = phase
 
     # -- asyncio.Protocol --------------------------------------------------------
 
@@ -104,39 +216,40 @@ class HTTPProtocol(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self._client = (peer[0], peer[1]) if isinstance(peer, tuple) else None
         if not self._server.admit(self):
-            transport.abort()
+            self.abort()
             return
         self._set_deadline(self._settings.header_timeout)
         self._task = self._loop.create_task(self._serve())
 
     def data_received(self, data: bytes) -> None:
-        if self._lingering is not None:
+        phase = self._phase
+        if phase is _LINGERING:
             return  # the rest of a request that was answered already
         self._conn.receive_data(data)
-        if not self._got_bytes:
-            self._got_bytes = True
-            if not self._in_request:
-                # The first byte of a request: from now on its head has a deadline.
-                self._set_deadline(self._settings.header_timeout)
-        if self._in_request and not self._reading_paused:
+        if phase is _IDLE:
+            # The first byte of a request: from now on its head has a deadline.
+            self._enter(_RECEIVING_HEAD)
+            self._set_deadline(self._settings.header_timeout)
+        elif phase is _IN_REQUEST and not self._reading_paused:
             # The handler is busy; don't read (and buffer) the next pipelined request.
-            self._transport.pause_reading()  # type: ignore[union-attr]
+            self._transport.pause_reading()  # type: ignore[union-attr]  # set by connection_made
             self._reading_paused = True
         self._wake_reader()
 
     def eof_received(self) -> bool:
-        if self._lingering is not None:
-            self._transport.close()  # type: ignore[union-attr]
+        if self._phase is _LINGERING:
+            self._transport.close()  # type: ignore[union-attr]  # set by connection_made
             return True
         self._conn.receive_data(b"")
         self._wake_reader()
         return True  # keep the write side open to finish the response
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._lost = True
+        if self._phase is not _CLOSED:
+            self._enter(_CLOSED)
         self._stop_timer()
-        if self._lingering is not None:
-            self._lingering.cancel()
+        if self._linger_timer is not None:
+            self._linger_timer.cancel()
         self._wake_reader()
         if self._write_waiter is not None and not self._write_waiter.done():
             self._write_waiter.set_result(None)
@@ -154,12 +267,13 @@ class HTTPProtocol(asyncio.Protocol):
 
     @property
     def busy(self) -> bool:
-        return self._in_request
+        """Whether a response is on its way: being made, or still in a closing transport's buffer."""
+        return self._phase is _IN_REQUEST or self._phase is _CLOSING
 
     def shutdown(self) -> None:
         """Close now if idle; otherwise after the current response."""
-        self._closing = True
-        if not self._in_request:
+        self._close_after_response = True
+        if self._phase is not _IN_REQUEST:
             self._close()
 
     def abort(self) -> None:
@@ -169,30 +283,34 @@ class HTTPProtocol(asyncio.Protocol):
     def shed(self) -> None:
         """Close this connection, which holds no request, to make room for a new one."""
         log.debug("closing %s: shed at the connection cap", self._client)
-        if self._lingering is not None:
+        if self._phase is _LINGERING:
             self.abort()  # its answer went out already; what it still sends is not wanted
             return
-        # Gone from now on, though the transport reports it later: a request head that
+        # CLOSED from now on, though the transport reports it later: a request head that
         # arrived just before must not start a request nobody can be answered on.
-        self._lost = True
-        self._close()
+        self._close(linger=False)
         self._wake_reader()
 
-    def _close(self) -> None:
+    def _close(self, linger: bool = True) -> None:
+        """Leave the phase for good: LINGERING if the client may still be sending (unless
+        ``linger`` is False: a shed connection's room is wanted now), else CLOSING after a
+        request, CLOSED before one. A no-op once the connection is leaving."""
         self._stop_timer()
         transport = self._transport
-        if transport is None or self._switched or self._lingering is not None:
+        phase = self._phase
+        if transport is None or not (phase is _IDLE or phase is _RECEIVING_HEAD or phase is _IN_REQUEST):
             return
-        if not self._lost and self._conn.client_may_still_send and transport.can_write_eof():
+        if linger and self._conn.client_may_still_send and transport.can_write_eof():
             transport.write_eof()
             # Nothing in flight any more: shutdown does not wait for it, the cap may shed it.
-            self._in_request = False
+            self._enter(_LINGERING)
             self._server.request_finished(self)
             if self._reading_paused:
                 transport.resume_reading()
                 self._reading_paused = False
-            self._lingering = self._loop.call_later(LINGER, transport.abort)
+            self._linger_timer = self._loop.call_later(LINGER, transport.abort)
         else:
+            self._enter(_CLOSING if phase is _IN_REQUEST else _CLOSED)
             transport.close()
 
     # -- timers ------------------------------------------------------------------
@@ -209,32 +327,33 @@ class HTTPProtocol(asyncio.Protocol):
     def _clear_deadline(self) -> None:
         # The timer stays armed: when it fires it finds nothing due, which costs less
         # than cancelling and scheduling it again around every request.
-        self._deadline = 0.0
+        self._deadline = None
 
     def _stop_timer(self) -> None:
-        self._deadline = 0.0
+        self._deadline = None
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
 
     def _on_timer(self) -> None:
         self._timer = None
-        if not self._deadline:
+        deadline = self._deadline
+        if deadline is None:
             return
-        if self._loop.time() < self._deadline:
+        if self._loop.time() < deadline:
             # The deadline moved on since this timer was set.
-            self._timer = self._loop.call_at(self._deadline, self._on_timer)
-            self._timer_at = self._deadline
+            self._timer = self._loop.call_at(deadline, self._on_timer)
+            self._timer_at = deadline
             return
-        self._deadline = 0.0
+        self._deadline = None
         self._on_timeout()
 
     def _on_timeout(self) -> None:
-        if self._in_request:
+        if self._phase is _IN_REQUEST:
             log.info("closing %s: request body stalled", self._client)
             self.abort()
             return
-        if self._got_bytes:
+        if self._phase is _RECEIVING_HEAD:
             log.info("closing %s: request head not complete in time", self._client)
         self._close()
 
@@ -245,15 +364,16 @@ class HTTPProtocol(asyncio.Protocol):
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    async def _next_event(self):  # type: ignore[no-untyped-def]
+    async def _next_event(self) -> Event:
         while True:
             event = self._conn.next_event()
             if event is not NEED_DATA:
                 return event
-            if self._lost:
+            phase = self._phase
+            if phase is _CLOSED or phase is _LINGERING:
                 return Closed()
             if self._reading_paused:
-                self._transport.resume_reading()  # type: ignore[union-attr]
+                self._transport.resume_reading()  # type: ignore[union-attr]  # set by connection_made
                 self._reading_paused = False
             self._data_waiter = self._loop.create_future()
             try:
@@ -283,10 +403,10 @@ class HTTPProtocol(asyncio.Protocol):
 
     async def _serve(self) -> None:
         try:
-            while not self._lost:
+            while True:
                 event = await self._next_event()
-                if self._lost:
-                    break  # no answer could reach the client: start nothing for it
+                if not (self._phase is _IDLE or self._phase is _RECEIVING_HEAD):
+                    break  # closed meanwhile: no answer could reach the client, start nothing for it
                 if isinstance(event, RequestHead):
                     keep_going = await self._handle(event)
                     if not keep_going:
@@ -306,7 +426,7 @@ class HTTPProtocol(asyncio.Protocol):
 
     async def _handle(self, head: RequestHead) -> bool:
         """Run one request to completion; return whether the connection may go on."""
-        self._in_request = True
+        self._enter(_IN_REQUEST)
         self._clear_deadline()
         self._server.request_started(self)
         request = Request(
@@ -315,17 +435,17 @@ class HTTPProtocol(asyncio.Protocol):
             reader=self._read_body if head.has_body else _no_body,
         )
         response = await self._server.handler(request)
-        if self._lost:
+        if self._phase is _CLOSED:
             return False
         if isinstance(response, Upgrade) and head.upgrade is not None:
             self._switch(response)
             return False
-        await self._write_response(request, response)  # type: ignore[arg-type]
-        if self._lost or not self._conn.keep_alive or self._closing:
+        # An Upgrade answers only a request that asked to upgrade (the handshake check refuses others).
+        await self._write_response(request, response)  # type: ignore[arg-type]  # so no Upgrade gets here
+        if self._phase is _CLOSED or not self._conn.keep_alive or self._close_after_response:
             return False
         self._conn.start_next_cycle()
-        self._in_request = False
-        self._got_bytes = False
+        self._enter(_IDLE)
         self._server.request_finished(self)
         self._set_deadline(self._settings.keepalive_timeout)
         return True
@@ -334,7 +454,7 @@ class HTTPProtocol(asyncio.Protocol):
         data, leftover = self._conn.send_switch(upgrade.headers)
         self._write(data)
         self._stop_timer()
-        self._switched = True
+        self._enter(_SWITCHED)
         self._server.discard(self)
         transport = self._transport
         assert transport is not None
@@ -352,7 +472,7 @@ class HTTPProtocol(asyncio.Protocol):
         if request.method != "HEAD":
             try:
                 async for chunk in response.chunks:
-                    if self._lost:
+                    if self._phase is _CLOSED:
                         return
                     self._write(self._conn.send_body(chunk))
                     if self._writing_paused:
@@ -363,7 +483,7 @@ class HTTPProtocol(asyncio.Protocol):
                 log.exception("streaming the response to %s %s failed", request.method, request.path)
                 self.abort()
                 return
-        if not self._lost:
+        if self._phase is not _CLOSED:
             self._write(self._conn.send_end())
 
     async def _drain(self) -> None:
@@ -374,8 +494,8 @@ class HTTPProtocol(asyncio.Protocol):
             self._write_waiter = None
 
     def _write(self, data: bytes) -> None:
-        if data and not self._lost:
-            self._transport.write(data)  # type: ignore[union-attr]
+        if data and self._phase is not _CLOSED:
+            self._transport.write(data)  # type: ignore[union-attr]  # set by connection_made
 
 
 async def _no_body() -> bytes | None:

@@ -1,7 +1,7 @@
 """The request a handler sees: head fields, a body it pulls on demand, and the app.
 
 What :meth:`Request.json` accepts, where RFC 8259 leaves a choice or a hostile client
-could hurt (CONTRACT.md says only "JSON, UTF-8", so these are this server's rules):
+could hurt (docs/CONTRACT.md says only "JSON, UTF-8", so these are this server's rules):
 
 * ``Content-Type`` absent, ``application/json`` or any ``application/*+json``; any other
   declared type is a 415 (a form or ``text/plain`` post is not JSON sent by mistake).
@@ -21,15 +21,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qsl, unquote
 
 import msgspec
 
 from server.http.response import HTTPError
-
-if TYPE_CHECKING:
-    from server.app import App
 
 BodyReader = Callable[[], Awaitable[bytes | None]]
 """Returns the next chunk of the body, or None once it has all been read."""
@@ -75,7 +72,7 @@ class Request:
 
     def __init__(self, *, method: str, target: bytes, headers: list[tuple[bytes, bytes]],
                  client: tuple[str, int] | None, request_id: str, content_length: int | None,
-                 reader: BodyReader, app: App | None = None, scheme: str = "http") -> None:
+                 reader: BodyReader, app: Any = None, scheme: str = "http") -> None:
         self.method = method
         self.target = target
         raw_path, _, query = target.partition(b"?")
@@ -88,7 +85,12 @@ class Request:
         self.path_params: dict[str, Any] = {}
         self.body_limit = 1 << 20
         self.state: dict[str, Any] = {}
-        self.app = app
+        self.app: Any = app
+        """The application object, set by the dispatch above this layer (None until then).
+
+        ``Any`` because the transport knows nothing of what runs on it; handlers reach the
+        application through a typed accessor of their own rather than through this attribute.
+        """
         self.scheme = scheme
         self._reader = reader
         self._query: dict[str, str] | None = None

@@ -1,7 +1,7 @@
 """What handlers return: a whole response, a streamed one, or a protocol switch.
 
 Header names and values are ``str`` here; the protocol encodes them once, when it writes.
-Every error body is ``{"error": "<sentence>", ...}`` as CONTRACT.md section 2 says.
+Every error body is ``{"error": "<sentence>", ...}`` as docs/CONTRACT.md section 2 says.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
+
+from core.errors import DomainError
 
 HeaderList = list[tuple[str, str]]
 
@@ -52,24 +54,29 @@ class Upgrade:
 AnyResponse = Response | StreamingResponse | Upgrade
 
 
-class HTTPError(Exception):
-    """Raised by handlers (and the request body readers) to answer with a JSON error."""
+class HTTPError(DomainError):
+    """Raised by handlers (and the request body readers) to answer with a JSON error: the
+    branch of the one error tree (core/errors.py) whose status is chosen where it is raised."""
 
     def __init__(self, status: int, message: str, *, headers: HeaderList | None = None,
                  extra: dict[str, Any] | None = None, close: bool = False) -> None:
-        super().__init__(message)
+        super().__init__(message, **(extra or {}))
         self.status = status
         self.message = message
         self.headers = headers or []
-        self.extra = extra or {}
         self.close = close
 
     def to_response(self) -> Response:
-        response = error_response(self.status, self.message, **self.extra)
-        response.headers.extend(self.headers)
-        if self.close:
-            response.headers.append(("connection", "close"))
-        return response
+        return error_to_response(self)
+
+
+def error_to_response(error: DomainError) -> Response:
+    """The answer to ``error``: its status, ``{"error": sentence, **extra}``, its headers."""
+    response = error_response(error.status, str(error), **error.extra)
+    response.headers.extend(error.headers)
+    if error.close:
+        response.headers.append(("connection", "close"))
+    return response
 
 
 def encode_json(data: Any) -> bytes:

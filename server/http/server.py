@@ -6,6 +6,10 @@ requests, has sent nothing yet, or is still sending its request head. Half-open
 connections (slowloris) or idle keep-alive clients therefore cannot fill the cap and lock
 well-behaved clients out until their timeouts run; only connections whose requests are
 being served are never shed, and a new connection is refused when they alone fill the cap.
+
+Imports point one way: this module creates :class:`HTTPProtocol` instances, and a protocol
+reaches the server only through the :class:`~server.http.protocol.ConnectionManager`
+interface declared beside it, which :class:`HTTPServer` implements.
 """
 
 from __future__ import annotations

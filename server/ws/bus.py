@@ -12,6 +12,14 @@ reconnects with the contract's backoff, ``min(n * 50 ms, 2 s)``, and then calls 
 ``on_resume`` listeners with the time it was cut off: pub/sub does not replay, so the
 hub re-reads the latest state of every operation that moved since (the sender records
 each operation's last update in the ``recent_key`` sorted set for this).
+
+The Redis client follows the process's one connection policy (:func:`create_redis`, by
+core/kv/client.py: timeouts, keepalive, client name ``nve:bus``); the subscription holds a
+connection of its own from that client's pool, made the same way. redis-py retries
+nothing itself, so every failure reaches the loops here: the sender backs off and keeps
+its backlog, and the subscriber never gets resubscribed silently behind its back (which
+would skip the catch-up on what pub/sub did not replay). The channel arrives in the
+deployment's Redis namespace already (server/ws/settings.py).
 """
 
 from __future__ import annotations
@@ -26,14 +34,11 @@ from typing import Protocol
 
 from prometheus_client import Counter, Gauge
 from redis.asyncio import Redis
-from redis.backoff import AbstractBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-from redis.retry import Retry
 
 from core.kv.breaker import reconnect_delay
-from core.metrics import REGISTRY
+from core.kv.client import create_client
+from core.registry import REGISTRY
 from server.ws.backlog import Backlog
 from server.ws.latest import latest_key, operation_key, recent_key
 from server.ws.messages import BadMessage, Envelope, pack, unpack
@@ -107,21 +112,9 @@ class LocalBus(_Listeners):
         return None
 
 
-class _LinearBackoff(AbstractBackoff):
-    """The contract's reconnect backoff: ``min(n * 50 ms, 2 s)``."""
-
-    def reset(self) -> None:
-        return None
-
-    def compute(self, failures: int) -> float:
-        return reconnect_delay(failures)
-
-
 def create_redis(url: str) -> Redis:
-    """A client per the contract: 2 s connect timeout, at most 3 retries a command, then fail."""
-    return Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2,
-                          retry=Retry(_LinearBackoff(), 3),
-                          retry_on_error=[RedisConnectionError, RedisTimeoutError])
+    """The bus's client (and its latest-state store's), under the process's Redis policy."""
+    return create_client(url, "bus")
 
 
 class RedisBus(_Listeners):

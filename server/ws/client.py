@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import json
 import random
 from dataclasses import dataclass
@@ -27,12 +28,18 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from wsproto import ConnectionType, WSConnection
-from wsproto.events import (AcceptConnection, CloseConnection, Message, Ping, RejectConnection, Request,
-                            TextMessage)
+from wsproto.events import AcceptConnection, CloseConnection, Message, Ping, RejectConnection, Request, TextMessage
 
 from core.tasks import cancel_and_wait
 
-_END = object()
+
+class _End(enum.Enum):
+    """The inbox's end marker: the client is closed for good."""
+
+    END = enum.auto()
+
+
+_END = _End.END
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +79,7 @@ class WsClient:
         """From the latest welcome message; changes on every reconnect."""
         self.reconnects = 0
         self.close_code: int | None = None
-        self._inbox: asyncio.Queue[Any] = asyncio.Queue()
+        self._inbox: asyncio.Queue[WsMessage | _End] = asyncio.Queue()
         self._ws: WSConnection | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._task: asyncio.Task[None] | None = None

@@ -13,6 +13,12 @@ answer); the close frame that ends the connection is taken with
 - text must be UTF-8 (wsproto closes 1007), binary messages are reported, not kept;
 - nothing raises: a protocol violation becomes a close frame and a :class:`Closed` event.
 
+Its state is wsproto's :class:`~wsproto.connection.ConnectionState` (:attr:`WsConnection.state`):
+OPEN until a :class:`Closed` event was given or :meth:`WsConnection.close` was called,
+then LOCAL_CLOSING (our close frame went first), CLOSED (the peer's close was answered,
+or its stream ended), never REMOTE_CLOSING for long: the peer's close is answered as it
+is read. :attr:`WsConnection.closed` is "not OPEN", not a flag of its own.
+
 Outbound data frames are built by :func:`text_frame`, not by wsproto: server frames
 are unmasked and never compressed here, so one frame's bytes can be written to every
 client of a broadcast.
@@ -81,7 +87,7 @@ class WsConnection:
     """See the module docstring."""
 
     __slots__ = ("_ws", "_out", "_max_bytes", "_max_fragments", "_text", "_size", "_fragments",
-                 "_binary", "closed")
+                 "_binary")
 
     def __init__(self, max_message_bytes: int = 1 << 20, max_fragments: int = 128) -> None:
         self._ws = Connection(ConnectionType.SERVER, extensions=[])
@@ -95,8 +101,18 @@ class WsConnection:
         self._size = 0
         self._fragments = 0
         self._binary = False
-        self.closed = False
-        """Whether a :class:`Closed` event was given: nothing more will come in."""
+
+    def __repr__(self) -> str:
+        return f"<WsConnection {self._ws.state.name}>"
+
+    @property
+    def state(self) -> ConnectionState:
+        return self._ws.state
+
+    @property
+    def closed(self) -> bool:
+        """Whether a :class:`Closed` event was given or the close begun: nothing more will come in."""
+        return self._ws.state is not ConnectionState.OPEN
 
     def receive(self, data: bytes | None) -> list[Event]:
         """Feed bytes read from the socket (``None`` at end of stream); return what they meant."""
@@ -149,8 +165,8 @@ class WsConnection:
         elif self._text:
             self._text += piece
             events.append(TextReceived(self._text.decode("utf-8")))
-        else:  # the whole message in one piece (or after empty ones), the common case
-            events.append(TextReceived(chunk))  # type: ignore[arg-type]
+        elif isinstance(chunk, str):  # always, when not binary: the whole message in one piece (or after empty ones)
+            events.append(TextReceived(chunk))
         self._text = bytearray()
         self._size = 0
         self._fragments = 0
@@ -171,14 +187,12 @@ class WsConnection:
             self._out += self._ws.send(event.response())
         elif state is ConnectionState.OPEN:
             self._out += self._ws.send(CloseConnection(event.code, event.reason))
-        self.closed = True
         events.append(Closed(event.code, event.reason or ""))
 
     def close(self, code: int, reason: str = "") -> None:
         """Start the closing handshake with ``code`` (no-op once closing)."""
         if self._ws.state is ConnectionState.OPEN:
             self._out += self._ws.send(CloseConnection(code, reason))
-        self.closed = True
 
     def data_to_send(self) -> bytes:
         """The close frame to write, once the connection is over (pongs come in their events)."""

@@ -6,7 +6,9 @@ No extension is ever accepted (``Sec-WebSocket-Extensions`` is ignored), so no f
 compressed: broadcast frames can be built once for every client, and no inflation can
 blow up memory. The Origin check stops cross-site WebSocket hijacking: a browser always
 sends ``Origin``, and only the server's own origin and the configured ones may connect.
-Clients that send no Origin (not browsers) are let in.
+Clients that send no Origin (not browsers) are let in. :func:`origin_allowed` is also the
+HTTP same-origin check's (server/policy/access.py); it takes the configured origins as
+core/config.py normalised them and brings the request's ``Origin`` to the same form.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ from urllib.parse import urlsplit
 
 from wsproto.utilities import generate_accept_token
 
+from core.config import DEFAULT_PORTS, literal_origin, normalize_origin
+
 HeaderList = list[tuple[str, str]]
-_DEFAULT_PORTS = {"http": 80, "ws": 80, "https": 443, "wss": 443}
 
 
 class HeaderLookup(Protocol):
@@ -47,7 +50,7 @@ def accept_handshake(method: str, headers: HeaderLookup, allowed_origins: Collec
                                 [("upgrade", "websocket"), ("connection", "Upgrade")])
     if "upgrade" not in _tokens(headers, "connection"):
         raise HandshakeRejected(400, "A WebSocket handshake needs Connection: Upgrade")
-    if headers.get("sec-websocket-version", "").strip() != "13":
+    if (headers.get("sec-websocket-version") or "").strip() != "13":
         raise HandshakeRejected(426, "Unsupported WebSocket version: only 13 is spoken",
                                 [("sec-websocket-version", "13")])
     key = (headers.get("sec-websocket-key") or "").strip()
@@ -63,21 +66,20 @@ def accept_handshake(method: str, headers: HeaderLookup, allowed_origins: Collec
 def origin_allowed(origin: str, host: str | None, allowed_origins: Collection[str]) -> bool:
     """Whether a browser page of ``origin`` may connect to the server reached as ``host``.
 
-    Same origin means the Origin's host and port are the request's Host (default ports
-    folded); the scheme is not compared, as TLS is often ended by a proxy in front.
+    ``allowed_origins`` must be normalised (as ``Settings.allowed_origins`` is). Same
+    origin means the Origin's host and port are the request's Host (default ports folded);
+    the scheme is not compared, as TLS is often ended by a proxy in front.
     """
     if "*" in allowed_origins:
         return True
-    normalized = origin.strip().rstrip("/").lower()
+    normalized = normalize_origin(origin)
+    if normalized is None:  # "null" (a sandboxed or privacy-sensitive page) or garbage
+        return literal_origin(origin) in allowed_origins
     if normalized in allowed_origins:
         return True
-    try:
-        parts = urlsplit(normalized)
-        origin_port = parts.port
-    except ValueError:
-        return False
-    default = _DEFAULT_PORTS.get(parts.scheme)
-    if default is None or not parts.hostname or host is None:
+    parts = urlsplit(normalized)  # parses: normalize_origin built it from parsed parts
+    default = DEFAULT_PORTS.get(parts.scheme)
+    if default is None or host is None:
         return False
     try:
         host_parts = urlsplit(f"//{host.strip().lower()}")
@@ -85,7 +87,7 @@ def origin_allowed(origin: str, host: str | None, allowed_origins: Collection[st
     except ValueError:
         return False
     return (parts.hostname == host_parts.hostname
-            and (origin_port or default) == (host_port or default))
+            and (parts.port or default) == (host_port or default))
 
 
 def _tokens(headers: HeaderLookup, name: str) -> set[str]:

@@ -11,7 +11,7 @@ as unknown to it as one that does not exist). An operation is the pair (owner,
 operationId) everywhere here and in latest.py: clients choose upload ids, so two owners
 using the same id have two operations, neither shadowing nor revealing the other.
 
-Owners. A client's owner is settled at the handshake (server/ws/endpoint.py) or, for a
+Owners. A client's owner is settled at the handshake (server/handlers/websocket.py) or, for a
 client that had no credential there, by a single-use token in an ``auth`` message; until
 then it receives nothing but its own replies.
 
@@ -36,6 +36,13 @@ several of them to each client.
 Heartbeat. One timer for all clients: every ``ping_interval`` the same JSON ping plus a
 protocol ping is written to each client, and clients silent since the previous one are
 dropped (see protocol.py).
+
+Wiring. What the hub needs from above it comes in through its constructor, not by
+assignment later: ``create_hub(settings, redis_url, redeem=..., fallback=...)`` where
+``redeem`` turns an ``auth`` token into an owner and ``fallback`` is the job table's answer
+for operations nobody remembers (latest.py). Imports point one way: hub -> broadcast ->
+protocol, hub -> protocol; a client reaches the hub through
+:class:`~server.ws.protocol.ClientHost`, which :class:`Hub` implements.
 """
 
 from __future__ import annotations
@@ -44,7 +51,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from core.access.owners import LOCAL
@@ -52,8 +59,8 @@ from server.ws import messages
 from server.ws.broadcast import Broadcast
 from server.ws.bus import LocalBus, ProgressBus, RedisBus, create_redis
 from server.ws.connection import PING_FRAME, text_frame
-from server.ws.latest import LatestState, Operation
-from server.ws.metrics import CLIENTS, SENT, STALE
+from server.ws.instruments import CLIENTS, SENT, STALE
+from server.ws.latest import Fallback, LatestState, Operation
 from server.ws.protocol import CLOSE_GOING_AWAY, WsProtocol
 from server.ws.settings import WsSettings
 
@@ -68,10 +75,15 @@ FLUSH_STEP = 32
 CATCH_UP_LIMIT = 1000
 """Most operations re-read from Redis after the bus was cut off."""
 
+Redeem = Callable[[str], Awaitable[str | None]]
+"""Turns an ``auth`` message's token into its owner (None: unknown, spent or expired)."""
+
 
 class Hub:
+    """See the module docstring; :func:`create_hub` builds one from the settings."""
+
     def __init__(self, settings: WsSettings | None = None, bus: ProgressBus | None = None,
-                 latest: LatestState | None = None) -> None:
+                 latest: LatestState | None = None, *, redeem: Redeem | None = None) -> None:
         self.settings = settings or WsSettings()
         self.bus: ProgressBus = bus or LocalBus()
         self.latest = latest or LatestState(self.settings.latest_max_entries, channel=self.settings.channel)
@@ -84,8 +96,8 @@ class Hub:
         self._dirty: deque[WsProtocol] = deque()  # clients with frames waiting for flush()
         self._writing: deque[Broadcast] = deque()  # groups with clients behind
         self._flushing = False
-        self.redeem: Callable[[str], Awaitable[str | None]] | None = None
-        """Turns an ``auth`` message's token into an owner (None: refused); set by the endpoint."""
+        self.redeem = redeem
+        """Turns an ``auth`` message's token into an owner; without it every token is refused."""
         self.bus.listen(self.deliver_local, self._catch_up)
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -206,13 +218,14 @@ class Hub:
         """Take ``client`` out of its broadcast group; what was routed to it there and is not
         written yet goes its own way (a client narrowing itself loses nothing routed before)."""
         client.everything_since = None
-        group = self._everything.get(client.owner) if client.owner is not None else None
-        if group is None:
+        owner = client.owner
+        group = self._everything.get(owner) if owner is not None else None
+        if owner is None or group is None:
             return
         for frame, operation_id, final in group.remove(client):
             client.send_job(operation_id, frame, final)
         if not group.clients:
-            del self._everything[client.owner]  # type: ignore[arg-type]
+            del self._everything[owner]
 
     def _unfollow(self, client: WsProtocol, operation_id: str) -> None:
         assert client.owner is not None  # it subscribed, so it has an owner
@@ -311,7 +324,7 @@ class Hub:
             for client in tuple(self.clients.values()):
                 client.heartbeat(frame)
 
-    def spawn(self, coroutine: Any) -> None:
+    def spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         """Run ``coroutine`` as a task the hub keeps (and cancels when it closes)."""
         task = asyncio.get_running_loop().create_task(coroutine)
         self._tasks.add(task)
@@ -323,10 +336,16 @@ class Hub:
             log.error("WebSocket hub task failed", exc_info=task.exception())
 
 
-def create_hub(settings: WsSettings, redis_url: str | None = None) -> Hub:
-    """A hub on the Redis bus when ``redis_url`` is given (Redis may be down), else in-process."""
+def create_hub(settings: WsSettings, redis_url: str | None = None, *, redeem: Redeem | None = None,
+               fallback: Fallback | None = None) -> Hub:
+    """A hub on the Redis bus when ``redis_url`` is given (Redis may be down), else in-process.
+
+    ``redeem`` turns ``auth`` tokens into owners (without it every token is refused);
+    ``fallback`` answers for operations neither memory nor Redis remembers (latest.py).
+    """
     if redis_url is None:
-        return Hub(settings)
+        return Hub(settings, latest=LatestState(settings.latest_max_entries, channel=settings.channel,
+                                                fallback=fallback), redeem=redeem)
     redis = create_redis(redis_url)
     return Hub(settings, RedisBus(redis, settings.channel, settings.latest_ttl),
-               LatestState(settings.latest_max_entries, redis, settings.channel))
+               LatestState(settings.latest_max_entries, redis, settings.channel, fallback), redeem=redeem)

@@ -13,9 +13,10 @@ Three sources, asked in order by :meth:`LatestState.lookup`:
    ``latest_key(channel, owner, operationId)`` with a TTL, so a node that started after the
    operation ended, or forgot it, still knows the final message (and ``recent_key``
    tells a node that was cut off from the bus which operations moved meanwhile);
-3. ``fallback``, an extension point (``async (operationId) -> Envelope | None``)
-   through which the job table answers for operations nobody remembers (its answer
-   counts only when it is the asking owner's).
+3. ``fallback``, an extension point (``async (operationId) -> Envelope | None``, given
+   to the constructor, or to ``create_hub(..., fallback=...)``) through which the job
+   table answers for operations nobody remembers (its answer counts only when it is the
+   asking owner's).
 
 :meth:`LatestState.admit` is also the filter that makes progress monotonic: a progress
 lower than the one known, or anything after a complete/error, is refused.
@@ -35,6 +36,7 @@ from server.ws.messages import BadMessage, Envelope, unpack
 log = logging.getLogger(__name__)
 
 Fallback = Callable[[str], Awaitable[Envelope | None]]
+"""The job table's answer for an operationId nobody remembers (any owner's; checked here)."""
 Operation = tuple[str, str]
 """(owner, operationId): what names an operation."""
 
@@ -55,6 +57,8 @@ def recent_key(channel: str) -> str:
 
 
 class LatestState:
+    """See the module docstring."""
+
     __slots__ = ("_memory", "_final_at", "_max_entries", "_redis", "_channel", "fallback")
 
     def __init__(self, max_entries: int = 100_000, redis: Redis | None = None, channel: str = "nve:ws",
@@ -65,7 +69,7 @@ class LatestState:
         self._redis = redis
         self._channel = channel
         self.fallback = fallback
-        """Asked last by :meth:`lookup`; the job system sets it once the job table exists."""
+        """Asked last by :meth:`lookup`; None: nothing beyond memory and Redis is asked."""
 
     def admit(self, envelope: Envelope, strictly: bool = False) -> bool:
         """Record ``envelope`` if it moves its operation forward; False if stale or after a final.
@@ -112,7 +116,11 @@ class LatestState:
             return []
         operations: list[Operation] = []
         for member in found:
-            owner, newline, operation_id = (member.decode() if isinstance(member, bytes) else member).partition("\n")
+            if isinstance(member, bytes):
+                member = member.decode()
+            if not isinstance(member, str):  # a (member, score) pair: only asked for WITHSCORES
+                continue
+            owner, newline, operation_id = member.partition("\n")
             if newline:  # else written before operations had owners: nobody's to route
                 operations.append((owner, operation_id))
         return operations
@@ -127,8 +135,8 @@ class LatestState:
         if self._redis is not None:
             try:
                 payload = await self._redis.get(latest_key(self._channel, owner, operation_id))
-                if payload is not None:
-                    return unpack(payload)
+                if payload is not None:  # bytes: the client does not decode responses
+                    return unpack(payload.encode() if isinstance(payload, str) else payload)
             except (RedisError, OSError) as error:  # Redis down: fall through, fail fast
                 log.debug("latest state of %s not read from Redis: %s", operation_id, error)
             except BadMessage as error:

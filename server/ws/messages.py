@@ -1,4 +1,4 @@
-"""The JSON messages of CONTRACT.md section 3 and the envelope job messages travel in.
+"""The JSON messages of docs/CONTRACT.md section 3 and the envelope job messages travel in.
 
 Every frame is a text frame holding ``{"type": ..., "data": ...}``. Job messages
 (``progress``/``complete``/``error``) are serialized once by the publishing node; the
@@ -8,6 +8,11 @@ so no node re-serializes and every client of a node gets the very same frame byt
 Every job message is for one owner (core/access/owners.py): only that owner's clients
 may receive it. Between nodes and in Redis an envelope travels as :func:`pack` makes it,
 ``<owner> LF <payload>``, the format the jobs table's NOTIFY uses too (sql/004_owners.sql).
+
+What a job message may hold is defined once, in core/jobs/messages.py: :func:`job_envelope`
+builds and :func:`unpack` checks every job message with it, whoever made it (an in-process
+publisher, another node, PostgreSQL's trigger). The other messages here (welcome, pong,
+heartbeat, protocol errors) concern the connection, not a job.
 """
 
 from __future__ import annotations
@@ -18,16 +23,16 @@ from typing import Any
 
 import msgspec
 
+from core.jobs import messages as job_messages
+
 WELCOME_TEXT = "Connected to native-video-editor WebSocket"
-JOB_TYPES = frozenset({"progress", "complete", "error"})
-FINAL_TYPES = frozenset({"complete", "error"})
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder()
 
 
-class BadMessage(ValueError):
-    """A message that is not a well-formed job message; the text says what is wrong."""
+BadMessage = job_messages.InvalidJobMessage
+"""A message that is not a well-formed job message (a ValueError); the text says what is wrong."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +47,7 @@ class Envelope:
 
     @property
     def final(self) -> bool:
-        return self.type in FINAL_TYPES
+        return self.type in job_messages.FINAL_KINDS
 
 
 def encode(message_type: str, data: Any) -> bytes:
@@ -55,21 +60,9 @@ def decode(payload: bytes | str) -> Any:
 
 
 def job_envelope(message_type: str, data: Any, owner: str) -> Envelope:
-    """Validate and serialize a job message for ``owner`` the way :meth:`Hub.publish` accepts it."""
-    if message_type not in JOB_TYPES:
-        raise BadMessage(f"Message type must be one of progress, complete, error, not {message_type!r}")
-    if not isinstance(data, dict):
-        raise BadMessage("Message data must be an object")
-    operation_id = data.get("operationId")
-    if not isinstance(operation_id, str) or not operation_id:
-        raise BadMessage("Message data must carry a non-empty string operationId")
-    progress = None
-    if message_type == "progress":
-        value = data.get("progress")
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 100:
-            raise BadMessage("Progress must be a number from 0 to 100")
-        progress = float(value)
-    return Envelope(message_type, operation_id, progress, encode(message_type, data), owner)
+    """Check and serialize a job message for ``owner`` the way :meth:`Hub.publish` accepts it."""
+    message = job_messages.build(message_type, data)
+    return _envelope(message, job_messages.encode(message), owner)
 
 
 def pack(envelope: Envelope) -> bytes:
@@ -78,18 +71,19 @@ def pack(envelope: Envelope) -> bytes:
 
 
 def unpack(packed: bytes) -> Envelope:
-    """Rebuild an envelope from :func:`pack`'s bytes (another node's, Redis's, PostgreSQL's)."""
+    """Rebuild an envelope from :func:`pack`'s bytes (another node's, Redis's, PostgreSQL's).
+
+    The payload is checked, not re-serialized: clients get the very bytes that were sent.
+    """
     owner, newline, payload = packed.partition(b"\n")
     if not newline or not owner:
         raise BadMessage("A packed job message starts with its owner and a line feed")
-    try:
-        message = decode(payload)
-    except msgspec.DecodeError as error:
-        raise BadMessage(f"Not JSON: {error}") from None
-    if not isinstance(message, dict):
-        raise BadMessage("A message must be an object")
-    envelope = job_envelope(message.get("type"), message.get("data"), owner.decode())  # type: ignore[arg-type]
-    return Envelope(envelope.type, envelope.operation_id, envelope.progress, payload, envelope.owner)
+    return _envelope(job_messages.decode(payload), payload, owner.decode())
+
+
+def _envelope(message: job_messages.JobMessage, payload: bytes, owner: str) -> Envelope:
+    progress = message.data.progress if isinstance(message, job_messages.ProgressMessage) else None
+    return Envelope(message.kind, message.data.operation_id, progress, payload, owner)
 
 
 def welcome(client_id: str) -> bytes:

@@ -31,24 +31,41 @@ still sends is read and dropped until its end of stream, so the kernel never ans
 unread input with a reset that would destroy the close frame. A socket whose close has
 not completed ``close_linger`` seconds after it began (the peer reads nothing, or never
 ends its stream) is aborted.
+
+A client is in one :class:`State` (as in websockets' table, without CONNECTING: the HTTP
+layer did the handshake before this protocol exists)::
+
+    state    event                                                   next state
+    OPEN     close(): shutdown 1001, ping timeout 1011, slow 1013    CLOSING
+    OPEN     the peer's close frame, a bad frame, its end of stream  CLOSING
+    OPEN     abort()                                                 CLOSING
+    CLOSING  the peer's end of stream, or close_linger over: abort   (CLOSED once lost)
+    any      connection_lost()                                       CLOSED
+
+CLOSING writes nothing more (the close frame was the last) and drops what it reads;
+CLOSED has no socket. The frames of the WebSocket protocol itself (wsproto's own
+OPEN/LOCAL_CLOSING/REMOTE_CLOSING/CLOSED) are :class:`WsConnection`'s business.
+
+Imports point one way: the hub imports this module, and this module reaches the hub
+only through :class:`ClientHost`, the part of it a client uses.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 import uuid
-from typing import TYPE_CHECKING, Any
+from collections.abc import Coroutine
+from typing import Any, Protocol
 
 import msgspec
 
 from server.ws import messages
 from server.ws.backlog import Backlog
 from server.ws.connection import BinaryReceived, PingReceived, TextReceived, WsConnection, text_frame
-from server.ws.metrics import CLIENT_ERRORS, COALESCED, EVICTED
-
-if TYPE_CHECKING:
-    from server.ws.hub import Hub
+from server.ws.instruments import CLIENT_ERRORS, COALESCED, EVICTED
+from server.ws.settings import WsSettings
 
 log = logging.getLogger(__name__)
 
@@ -61,14 +78,62 @@ MAX_OPERATION_ID = 256
 FINALS_REMEMBERED = 4096
 
 
+class State(enum.Enum):
+    """Where a client's connection is; the transitions are in the module docstring."""
+
+    OPEN = "OPEN"
+    """Messages flow both ways."""
+    CLOSING = "CLOSING"
+    """Our close frame is out (or the socket aborted): nothing more is written, input is dropped."""
+    CLOSED = "CLOSED"
+    """The socket is gone."""
+
+
+# Module-level names for the members the per-message paths compare (a global lookup costs
+# a fraction of an attribute lookup on an Enum class), and the transition table that
+# _enter() checks while assertions are on (the tests).
+_OPEN, _CLOSING, _CLOSED = State.OPEN, State.CLOSING, State.CLOSED
+_NEXT: dict[State, frozenset[State]] = {
+    _OPEN: frozenset({_CLOSING, _CLOSED}),
+    _CLOSING: frozenset({_CLOSED}),
+    _CLOSED: frozenset(),
+}
+
+
+class ClientHost(Protocol):
+    """What a client needs of the hub that holds it (:class:`server.ws.hub.Hub`)."""
+
+    @property
+    def settings(self) -> WsSettings: ...
+
+    def register(self, client: WsProtocol) -> None:
+        """``client`` is connected."""
+
+    def unregister(self, client: WsProtocol) -> None:
+        """``client``'s socket is gone."""
+
+    def mark_dirty(self, client: WsProtocol) -> None:
+        """``client`` has frames waiting: call its :meth:`WsProtocol.flush` soon."""
+
+    def subscribe(self, client: WsProtocol, operation_ids: list[str]) -> None: ...
+
+    def unsubscribe(self, client: WsProtocol, operation_ids: list[str]) -> None: ...
+
+    def authenticate(self, client: WsProtocol, token: str) -> Coroutine[Any, Any, None]:
+        """Make ``client`` its token's owner's (the coroutine is run with :meth:`spawn`)."""
+
+    def spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        """Run ``coroutine`` as a task the hub keeps."""
+
+
 class WsProtocol(asyncio.Protocol):
-    """One WebSocket client of a :class:`Hub`; see the module docstring."""
+    """One WebSocket client of a hub; see the module docstring."""
 
     __slots__ = ("_hub", "client_id", "_ws", "_transport", "_paused", "_backlog", "_finished",
-                 "subscriptions", "_alive", "_closing", "closed", "_budget", "_hard_cap", "_linger", "_out",
+                 "subscriptions", "_alive", "_state", "_budget", "_hard_cap", "_linger", "_out",
                  "_dirty", "owner", "everything_since")
 
-    def __init__(self, hub: Hub, owner: str | None = None) -> None:
+    def __init__(self, hub: ClientHost, owner: str | None = None) -> None:
         settings = hub.settings
         self._hub = hub
         self.client_id = str(uuid.uuid4())
@@ -76,9 +141,12 @@ class WsProtocol(asyncio.Protocol):
         """Whose operations this client receives; None until it authenticates (``auth`` message)."""
         self._ws = WsConnection(settings.max_message_bytes, settings.max_fragments)
         self._transport: asyncio.Transport | None = None
+        self._state = _OPEN
+        # Flow control, orthogonal to the state: the transport pauses and resumes us while OPEN.
         self._paused = False
         self._out: list[bytes] = []  # frames for the next flush; empty while paused
-        self._dirty = False  # whether the hub has this client in its flush queue
+        # Bookkeeping, not a phase: whether the hub has this client in its flush queue.
+        self._dirty = False
         self._backlog: Backlog[bytes] = Backlog()
         # Finals sent of subscribed operations: an insertion-ordered set, oldest forgotten first.
         self._finished: dict[str, None] = {}
@@ -87,19 +155,34 @@ class WsProtocol(asyncio.Protocol):
         self.subscriptions: set[str] = set()
         """Operations this client narrowed itself to; empty means it receives every operation."""
         self._alive = True
-        self._closing = False
-        self.closed = False
-        """Whether the socket is gone."""
+        """Liveness, orthogonal to the state: whether the client sent anything since the last heartbeat."""
         self._budget = settings.client_budget_bytes
         self._hard_cap = settings.client_hard_cap_bytes
         self._linger: asyncio.TimerHandle | None = None
+
+    def __repr__(self) -> str:
+        paused = " writing-paused" if self._paused else ""
+        return f"<WsProtocol {self._state.name} ({self._ws!r}){paused} id={self.client_id} owner={self.owner}>"
+
+    @property
+    def state(self) -> State:
+        return self._state
+
+    @property
+    def closed(self) -> bool:
+        """Whether the socket is gone."""
+        return self._state is _CLOSED
+
+    def _enter(self, state: State) -> None:
+        assert state in _NEXT[self._state], f"{self!r} cannot go to {state.name}"
+        self._state = state
 
     # -- asyncio.Protocol ---------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports quack like asyncio.Transport without subclassing it.
-        self._transport = transport  # type: ignore[assignment]
-        self._transport.set_write_buffer_limits(high=self._budget)  # type: ignore[union-attr]
+        self._transport = transport  # type: ignore[assignment]  # uvloop's is no asyncio.Transport subclass
+        self._transport.set_write_buffer_limits(high=self._budget)  # type: ignore[union-attr]  # set just above
         self._hub.register(self)
         self.send_frame(text_frame(messages.welcome(self.client_id)))
 
@@ -114,8 +197,8 @@ class WsProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self._linger is not None:
             self._linger.cancel()
-        self.closed = True
-        self._closing = True
+        if self._state is not _CLOSED:
+            self._enter(_CLOSED)
         self._out.clear()
         self._backlog.take_all()
         self._hub.unregister(self)
@@ -125,7 +208,7 @@ class WsProtocol(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self._paused = False
-        if len(self._backlog) and not self._closing:
+        if len(self._backlog) and self._state is _OPEN:
             assert self._transport is not None
             self._transport.writelines([frame for _, frame, _ in self._backlog.take_all()])
 
@@ -133,7 +216,7 @@ class WsProtocol(asyncio.Protocol):
 
     def send_job(self, operation_id: str, frame: bytes, final: bool) -> None:
         """Write one job message's frame (the hub's hot path: keep it short)."""
-        if self._closing:
+        if self._state is not _OPEN:
             return
         if final:
             if operation_id in self._finished:
@@ -154,7 +237,7 @@ class WsProtocol(asyncio.Protocol):
         ``operation_id`` marks a job message, which a newer one of the same operation may
         replace while the client is over budget.
         """
-        if self._closing:
+        if self._state is not _OPEN:
             return
         if self._paused:
             self._queue(frame, operation_id)
@@ -167,28 +250,28 @@ class WsProtocol(asyncio.Protocol):
     def write_broadcast(self, data: bytes) -> bool:
         """Write what its broadcast group routed to it, joined (see broadcast.py); False when it
         must take them one by one instead: it is over budget, or it remembers finals."""
-        if self._closing:
+        if self._state is not _OPEN:
             return True
         if self._paused or self._finished:
             return False
         if self._out:  # its own frames came first
             self._out.append(data)
-            self._transport.writelines(self._out)  # type: ignore[union-attr]
+            self._transport.writelines(self._out)  # type: ignore[union-attr]  # set by connection_made
             self._out.clear()
         else:
-            self._transport.write(data)  # type: ignore[union-attr]
+            self._transport.write(data)  # type: ignore[union-attr]  # set by connection_made
         return True
 
     def flush(self) -> None:
         """Write what was sent since the last flush in one system call (the hub calls this)."""
         self._dirty = False
         out = self._out
-        if not out or self._closing:
+        if not out or self._state is not _OPEN:
             return
         if len(out) == 1:
-            self._transport.write(out[0])  # type: ignore[union-attr]
+            self._transport.write(out[0])  # type: ignore[union-attr]  # set by connection_made
         else:
-            self._transport.writelines(out)  # type: ignore[union-attr]
+            self._transport.writelines(out)  # type: ignore[union-attr]  # set by connection_made
         out.clear()
 
     def _queue(self, frame: bytes, operation_id: str | None) -> None:
@@ -202,7 +285,7 @@ class WsProtocol(asyncio.Protocol):
 
     def heartbeat(self, frame: bytes) -> None:
         """Called by the hub every ping interval with the JSON ping plus a protocol ping."""
-        if self._closing:
+        if self._state is not _OPEN:
             return
         if not self._alive:
             EVICTED.labels("ping_timeout").inc()
@@ -213,7 +296,7 @@ class WsProtocol(asyncio.Protocol):
 
     def close(self, code: int = CLOSE_GOING_AWAY, reason: str = "") -> None:
         """Send a close frame (past any budget) and close the socket once it is flushed."""
-        if self._closing:
+        if self._state is not _OPEN:
             return
         self._ws.close(code, reason)
         self._shut(self._ws.data_to_send())
@@ -223,7 +306,7 @@ class WsProtocol(asyncio.Protocol):
         # with unread input makes the kernel answer RST, which destroys the close frame on
         # its way (a client still sending an oversized message would see 1006, not 1009).
         # A peer that never ends its stream or reads nothing is aborted after the linger.
-        self._closing = True
+        self._enter(_CLOSING)
         assert self._transport is not None
         self._out.append(last)
         self._transport.writelines(self._out)
@@ -236,14 +319,15 @@ class WsProtocol(asyncio.Protocol):
 
     def abort(self) -> None:
         """Drop the socket now, unsent data and all."""
-        self._closing = True
-        if self._transport is not None and not self.closed:
+        if self._state is _OPEN:
+            self._enter(_CLOSING)
+        if self._transport is not None and self._state is not _CLOSED:
             self._transport.abort()
 
     # -- incoming -----------------------------------------------------------------------
 
     def _feed(self, data: bytes | None) -> None:
-        if self._closing:
+        if self._state is not _OPEN:
             return  # lingering after our close frame: the input is read only to be dropped
         # Answers go out in the order of what they answer; what arrived before a close or a
         # bad frame in the same read is answered first: the peer sent it while the
@@ -257,7 +341,7 @@ class WsProtocol(asyncio.Protocol):
                 self._refuse("Binary messages are not supported: send JSON text")
         # Not when an answer above already closed us (slow consumer, 1013): a transport
         # refuses writes after its half-close.
-        if self._ws.closed and not self._closing:
+        if self._ws.closed and self._state is _OPEN:
             self._shut(self._ws.data_to_send())
 
     def _on_text(self, text: str) -> None:

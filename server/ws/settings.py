@@ -1,7 +1,12 @@
-"""Tunables of the WebSocket hub, with the defaults CONTRACT.md section 3 implies.
+"""Tunables of the WebSocket hub, with the defaults docs/CONTRACT.md section 3 implies.
 
 One frozen value object is shared by the handshake, the per-connection protocol and the
 hub, so a test can shorten the ping interval or shrink a budget in one place.
+
+:meth:`WsSettings.from_settings` takes what the server's settings already hold in final
+form: the allowed origins normalised (core/config.py), and the Redis namespace, which it
+puts in front of :data:`CHANNEL` once; the bus's channel and the latest-state keys derived
+from it (latest.py) are then all in the deployment's namespace.
 """
 
 from __future__ import annotations
@@ -12,11 +17,15 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from core.config import Settings
 
+CHANNEL = "nve:ws"
+"""The channel name in Redis, before the deployment's ``NVE_REDIS_PREFIX``."""
+
 
 @dataclass(frozen=True, slots=True)
 class WsSettings:
     allowed_origins: frozenset[str] = field(default_factory=frozenset)
-    """Origins (``scheme://host[:port]``) allowed besides the server's own; ``*`` allows any."""
+    """Origins allowed besides the server's own, normalised (``scheme://host[:port]`` as
+    core.config.normalize_origin writes them); ``*`` allows any."""
     max_clients: int = 20_000
     """WebSocket clients one process holds; more are answered 503 (the HTTP cap stops counting
     a connection once it is upgraded)."""
@@ -36,16 +45,18 @@ class WsSettings:
     """Seconds Redis keeps an operation's latest state."""
     latest_max_entries: int = 100_000
     """Operations whose latest state one process keeps in memory (oldest forgotten first)."""
-    channel: str = "nve:ws"
-    """Redis pub/sub channel (and key prefix) the nodes share."""
+    channel: str = CHANNEL
+    """Redis pub/sub channel (and key prefix) the nodes share, with the deployment's prefix."""
     bench: bool = False
     """Serve ``POST /api/_bench/broadcast`` (only when started with ``NVE_BENCH=1``)."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> WsSettings:
-        """The WebSocket part of the server's settings (origins, connection cap, ping interval, bench flag)."""
+        """The WebSocket part of the server's settings (origins, connection cap, ping interval,
+        Redis namespace, bench flag)."""
         return cls(
-            allowed_origins=frozenset(o.strip().rstrip("/").lower() for o in settings.allowed_origins),
+            allowed_origins=frozenset(settings.allowed_origins),
+            channel=settings.redis_prefix + CHANNEL,
             max_clients=settings.max_connections,
             ping_interval=settings.ws_ping_interval,
             bench=settings.bench,

@@ -1,4 +1,4 @@
-"""Open, owners and auto access modes (server/access.py, rule 2)."""
+"""Open, owners and auto access modes (server/policy/access.py, rule 2)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """DNS rebinding: the local user is a loopback client that names this machine in ``Host``
-(server/access.py, rule 2); a page on a name re-pointed at 127.0.0.1 is a remote client."""
+(server/policy/access.py, rule 2); a page on a name re-pointed at 127.0.0.1 is a remote client."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Mutating requests on ambient authority must come from this origin (server/access.py, CSRF)."""
+"""Mutating requests on ambient authority must come from this origin (server/policy/access.py, CSRF)."""
 
 from __future__ import annotations
 

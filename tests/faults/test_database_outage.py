@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.metrics import REGISTRY
+from core.registry import REGISTRY
+from tests.conftest import PG_HOST, PG_PORT, dsn_through
 from tests.faults.load import ACKNOWLEDGED, UNAVAILABLE, ProjectLoad
 from tests.faults.proxy import SilentProxy
 
@@ -23,10 +24,10 @@ def refusals() -> dict[str, float]:
 
 async def test_writes_during_a_silent_outage_are_fast_503s_and_nothing_is_half_written(
         migrated_dsn: str, start_server: Any) -> None:
-    proxy = SilentProxy("127.0.0.1", 5432)
+    proxy = SilentProxy(PG_HOST, PG_PORT)
     await proxy.start()
     database = migrated_dsn.rsplit("/", 1)[1]
-    server = await start_server(database_url=f"postgresql://postgres@127.0.0.1:{proxy.port}/{database}",
+    server = await start_server(database_url=dsn_through(proxy.port, database),
                                 rate_limit_writes=10**6)
     load = ProjectLoad(f"http://127.0.0.1:{server.port}")
     await load.start()

@@ -18,7 +18,7 @@ import httpx
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from core.metrics import REGISTRY
+from core.registry import REGISTRY
 from tests.conftest import RedisServer
 
 CLIENTS = 6

@@ -24,7 +24,7 @@ START_TIMEOUT = 60.0
 
 
 class ThreadedServer:
-    """A running server (``server.lifecycle.Running``) served by a loop on its own thread."""
+    """A running server (``server.cli.serve.Running``) served by a loop on its own thread."""
 
     def __init__(self, running: Any, loop: asyncio.AbstractEventLoop) -> None:
         self.running = running

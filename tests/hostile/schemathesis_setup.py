@@ -12,7 +12,7 @@ from typing import Any
 
 import schemathesis
 
-from server.openapi import document
+from server.routes import document
 
 MAX_EXAMPLES = int(os.environ.get("NVE_SCHEMATHESIS_EXAMPLES", "12"))
 SEED = int(os.environ.get("NVE_SCHEMATHESIS_SEED", "20240608"))

@@ -20,7 +20,7 @@ import pytest
 
 from core.config import Settings
 from server.http.request import MAX_JSON_DEPTH
-from server.openapi import document
+from server.routes import document
 from tests.hostile.raw import RawConnection
 
 LIMIT = 1 << 20

@@ -25,8 +25,8 @@ import httpx
 import pytest
 
 from core.media.pool import MediaPool
+from core.uploads.resumable import clean_once
 from server.handlers import static
-from server.handlers.tus import clean_once
 from tests.hostile.raw import RawConnection
 
 SECRET = "TOP-SECRET-6b1f0c"
@@ -147,7 +147,7 @@ async def test_hidden_working_dirs_replaced_by_symlinks_are_not_written_through(
         if target.exists():
             shutil.rmtree(target)
         target.symlink_to(elsewhere, target_is_directory=True)
-    await clean_once(planted.app, planted.app.tus)  # the periodic cleaner, before anything repairs .uploads
+    await clean_once(planted.app.tus, planted.app.settings.media_path)  # the periodic cleaner, before anything repairs .uploads
     assert old.exists()
     upload = await api.post("/api/upload", files={"video": ("clip.mp4", clip.read_bytes(), "video/mp4")})
     assert upload.status_code == 201, upload.text

@@ -20,7 +20,7 @@ import requests
 import schemathesis
 from hypothesis import HealthCheck, settings
 
-from server.openapi import document
+from server.routes import document
 from tests.hostile.conftest import ThreadedServer
 from tests.hostile.schemathesis_setup import load_schema
 

@@ -11,9 +11,10 @@ import pytest
 
 from core.kv.connection import RedisConnection
 from core.kv.services import RateLimits
-from server.handlers.session import enforce_rate_limit, remember_project
 from server.http.request import Request
 from server.http.response import Response, encode_json, json_response
+from server.policy.client import remember_project
+from server.policy.ratelimit import enforce_rate_limit
 
 TEST_LIMITS = RateLimits(writes=5, uploads=2, window=2.0)
 
@@ -54,9 +55,9 @@ def kv_server_factory(start_server, redis_url: str, clip: Path, shared_pool):
         server = await start_server(**{**settings, **overrides})
         app = server.app
         app.media_pool = shared_pool  # warm already: misses probe without a cold start
-        app.router.add("POST", "/api/_test/limited", limited)
-        app.router.add("POST", "/api/upload/_test", limited)
-        app.router.add("POST", "/api/_test/opened/{id:int}", opened)
+        server.router.add("POST", "/api/_test/limited", limited)
+        server.router.add("POST", "/api/upload/_test", limited)
+        server.router.add("POST", "/api/_test/opened/{id:int}", opened)
         media = app.settings.media_path
         (media / "clip.mp4").write_bytes(clip.read_bytes())
         (media / "notes.txt").write_text("not a video")

@@ -9,7 +9,7 @@ import pytest
 
 from core.kv.breaker import BreakerState
 from core.kv.connection import KvUnavailable, RedisConnection
-from core.metrics import REGISTRY
+from core.registry import REGISTRY
 from tests.conftest import RedisServer, free_port
 from tests.kv.helpers import wait_until_available
 

@@ -8,7 +8,7 @@ import uuid
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from core.metrics import REGISTRY
+from core.registry import REGISTRY
 from core.sessions import DEFAULT_SETTINGS
 from tests.conftest import RedisServer
 from tests.kv.helpers import wait_until_available
@@ -206,8 +206,8 @@ async def test_forwarded_for_only_from_trusted_proxies(kv_server_factory) -> Non
 
 
 def test_request_metrics_keep_labels_bounded() -> None:
-    from core.metrics import REGISTRY
-    from server.handlers.metrics import record_request
+    from core.registry import REGISTRY
+    from server.policy.request_metrics import record_request
 
     def count(method: str) -> float:
         return REGISTRY.get_sample_value("nve_http_requests_total",

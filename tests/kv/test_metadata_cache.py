@@ -11,7 +11,7 @@ import pytest
 
 from core.kv.connection import RedisConnection
 from core.kv.metadata_cache import MetadataCache
-from core.metrics import REGISTRY
+from core.registry import REGISTRY
 from tests.conftest import RedisServer
 from tests.kv.helpers import FakeClock
 

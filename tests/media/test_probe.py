@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from core.media.errors import CorruptMedia, MediaError, UnsupportedMedia
 from core.media.derived import read_json
+from core.media.errors import CorruptMedia, MediaError, UnsupportedMedia
 from core.media.ingest import metadata
 from core.media.probe import DESCRIPTION, probe
 from tests.media.clips import make_audio_clip, make_clip

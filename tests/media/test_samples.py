@@ -20,7 +20,7 @@ USABLE = [name for name, sample in SAMPLES.items() if sample.refused is None]
 START_TOLERANCE = 0.002
 AUDIO_TOLERANCE = 0.025
 
-# What Chromium plays (media-facts.md, "Real-world inputs"); every other file needs a proxy.
+# What Chromium plays (docs/MEDIA.md, "Real-world inputs"); every other file needs a proxy.
 BROWSER_FORMATS = ("mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm")
 BROWSER_VIDEO = {"h264", "vp8", "vp9", "av1"}
 BROWSER_AUDIO = {"aac", "opus", "vorbis", "mp3"}

@@ -16,16 +16,14 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
 
 from perf.proctree import listening_pid, sample_tree
 from perf.soak import growth, judge
-from tests.conftest import ADMIN_DSN
+from tests.conftest import ADMIN_DSN, PG_PORT
 
-PG_PORT = urlsplit(ADMIN_DSN).port or 5432
 DURATION = 600.0
 TIMES = [t * 30.0 for t in range(21)]  # a sample every 30 s over 10 minutes
 

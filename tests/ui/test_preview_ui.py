@@ -16,10 +16,10 @@ from urllib.parse import quote
 import httpx
 from playwright.async_api import Page, Route, WebSocketRoute, expect
 
-from tests.ui.conftest import base_url, screenshot
-from tests.ui.helpers import clip_file, create_project, upload
 from tests.media import checks
 from tests.media.realworld import build
+from tests.ui.conftest import base_url, screenshot
+from tests.ui.helpers import clip_file, create_project, upload
 
 RECORD_OVERLAY = """
 window.__previewTexts = [];

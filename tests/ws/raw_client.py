@@ -35,7 +35,7 @@ from tests.ws.frames import CLOSE, CONTINUATION, PING, PONG, TEXT, client_frame
 from tests.ws.test_bus import eventually
 
 if TYPE_CHECKING:
-    from server.lifecycle import Running
+    from server.cli.serve import Running
 
 TIMEOUT = 10.0
 MAX_MESSAGE = 1 << 20
@@ -197,7 +197,7 @@ def json_ping(size: int, char: str = "a") -> tuple[bytes, str]:
 async def ws_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Running]:
     """One server with default settings for a whole module, on a database of its own."""
     from core.config import Settings
-    from server.lifecycle import start
+    from server.cli.serve import start
 
     async with throwaway_database() as dsn:
         data_dir: Path = tmp_path_factory.mktemp("ws-server")

@@ -13,8 +13,7 @@ import struct
 import pytest
 
 from tests.ws.frames import CLOSE, CONTINUATION, PING, TEXT, client_frame
-from tests.ws.raw_client import (RawClient, client, json_ping, neighbour, no_errors_logged,  # noqa: F401
-                                 ws_server)
+from tests.ws.raw_client import RawClient, client, json_ping, neighbour, no_errors_logged, ws_server  # noqa: F401
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

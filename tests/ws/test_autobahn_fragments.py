@@ -13,8 +13,7 @@ import json
 import pytest
 
 from tests.ws.frames import BINARY, CONTINUATION, PING, PONG, TEXT, client_frame
-from tests.ws.raw_client import (RawClient, client, fragmented, json_ping, neighbour,  # noqa: F401
-                                 no_errors_logged, ws_server)
+from tests.ws.raw_client import RawClient, client, fragmented, json_ping, neighbour, no_errors_logged, ws_server  # noqa: F401
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

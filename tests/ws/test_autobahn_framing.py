@@ -15,8 +15,16 @@ import struct
 import pytest
 
 from tests.ws.frames import BINARY, CLOSE, CONTINUATION, PING, PONG, TEXT, client_frame
-from tests.ws.raw_client import (MAX_MESSAGE, PING_FLOOR, RawClient, client, json_ping, neighbour,  # noqa: F401
-                                 no_errors_logged, ws_server)
+from tests.ws.raw_client import (  # noqa: F401
+    MAX_MESSAGE,
+    PING_FLOOR,
+    RawClient,
+    client,
+    json_ping,
+    neighbour,
+    no_errors_logged,
+    ws_server,
+)
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -60,7 +68,7 @@ async def test_1_1_empty_text_message_is_an_error_message(client: RawClient, nei
 
 @pytest.mark.parametrize("size", [0, 125, 126, 127, 128, 65535, 65536])
 async def test_1_2_binary_message_is_refused_with_an_error_message(client: RawClient, size: int) -> None:
-    # Documented reaction (CONTRACT.md section 3): an error message; the connection stays.
+    # Documented reaction (docs/CONTRACT.md section 3): an error message; the connection stays.
     await client.send(client_frame(BINARY, bytes(range(256)) * (size // 256) + bytes(size % 256)))
     assert await client.error() == BINARY_REFUSED
     await client.assert_alive()

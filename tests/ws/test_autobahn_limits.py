@@ -19,8 +19,16 @@ import pytest
 import websockets
 
 from tests.ws.frames import BINARY, CLOSE, CONTINUATION, MASK, PING, PONG, TEXT, client_frame
-from tests.ws.raw_client import (MAX_MESSAGE, RawClient, client, fragmented, json_ping, neighbour,  # noqa: F401
-                                 no_errors_logged, ws_server)
+from tests.ws.raw_client import (  # noqa: F401
+    MAX_MESSAGE,
+    RawClient,
+    client,
+    fragmented,
+    json_ping,
+    neighbour,
+    no_errors_logged,
+    ws_server,
+)
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

@@ -5,10 +5,16 @@ from __future__ import annotations
 import random
 import struct
 
-from server.ws.connection import (BinaryReceived, Closed, PingReceived, PongReceived, TextReceived,
-                                  WsConnection, text_frame)
-from tests.ws.frames import (BINARY, CLOSE, CONTINUATION, PING, PONG, TEXT, client_frame, close_code,
-                             server_frames)
+from server.ws.connection import (
+    BinaryReceived,
+    Closed,
+    PingReceived,
+    PongReceived,
+    TextReceived,
+    WsConnection,
+    text_frame,
+)
+from tests.ws.frames import BINARY, CLOSE, CONTINUATION, PING, PONG, TEXT, client_frame, close_code, server_frames
 
 
 def test_text_message() -> None:

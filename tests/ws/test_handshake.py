@@ -6,8 +6,10 @@ import base64
 
 import pytest
 
+from core.config import Settings
 from server.http.request import Headers
 from server.ws.handshake import HandshakeRejected, accept_handshake, origin_allowed
+from server.ws.settings import WsSettings
 
 KEY = base64.b64encode(b"0123456789abcdef").decode()
 
@@ -99,3 +101,14 @@ def test_no_origin_is_not_a_browser_and_passes() -> None:
 ])
 def test_origin_matching(origin: str, host: str | None, same: bool) -> None:
     assert origin_allowed(origin, host, ()) is same
+
+
+def test_an_origin_configured_in_any_spelling_passes_the_handshake_and_the_http_check() -> None:
+    settings = Settings.from_env({"NVE_ALLOWED_ORIGINS": "HTTPS://Example.COM:443/"})
+    # What a browser on that origin sends, and what a hand-written client might.
+    for origin in ("https://example.com", "https://Example.com:443/"):
+        # The WebSocket handshake, with the hub's settings derived from the server's.
+        accept_handshake("GET", headers(origin=origin), WsSettings.from_settings(settings).allowed_origins)
+        # The HTTP same-origin check (server/policy/access.py) passes the settings' tuple as it is.
+        assert origin_allowed(origin, "api.example", settings.allowed_origins)
+    assert not origin_allowed("https://example.com:8443", "api.example", settings.allowed_origins)

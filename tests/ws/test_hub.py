@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 from core.access.owners import LOCAL
-from server.ws.hub import Hub
+from server.ws.hub import Hub, create_hub
 from server.ws.messages import WELCOME_TEXT, BadMessage, Envelope, job_envelope
 from server.ws.settings import WsSettings
 from tests.ws.fakes import connect, done, flushed, progress, send
@@ -114,14 +114,13 @@ async def test_subscribe_sends_the_latest_state_at_once_and_final_once_per_conne
 
 
 async def test_subscribe_to_unknown_operation_asks_the_fallback() -> None:
-    hub = Hub()
     asked = []
 
     async def job_table(operation_id: str) -> Envelope | None:
         asked.append(operation_id)
         return job_envelope("complete", done(operation_id), LOCAL) if operation_id == "old" else None
 
-    hub.latest.fallback = job_table
+    hub = create_hub(WsSettings(), fallback=job_table)
     client, transport = connect(hub)
     send(client, {"type": "subscribe", "data": {"operationIds": ["old", "unknown"]}})
     await flushed()

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from server.ws.hub import Hub
+from server.ws.hub import Hub, create_hub
 from server.ws.messages import Envelope, job_envelope
+from server.ws.settings import WsSettings
 from tests.ws.fakes import connect, done, flushed, progress, send
 
 ALICE = "tenant:alice"
@@ -32,12 +33,10 @@ async def test_subscribing_to_another_owners_operation_gets_nothing() -> None:
 
 
 async def test_the_fallback_answers_only_the_jobs_owner() -> None:
-    hub = Hub()
-
     async def job_table(operation_id: str) -> Envelope | None:
         return job_envelope("complete", done(operation_id), ALICE)
 
-    hub.latest.fallback = job_table
+    hub = create_hub(WsSettings(), fallback=job_table)
     owner, owner_transport = connect(hub, owner=ALICE)
     other, other_transport = connect(hub, owner=BOB)
     for client in (owner, other):
@@ -49,13 +48,12 @@ async def test_the_fallback_answers_only_the_jobs_owner() -> None:
 
 
 async def test_an_unauthenticated_client_gets_nothing_until_its_token_is_redeemed() -> None:
-    hub = Hub()
     tokens = {"good": ALICE}
 
     async def redeem(token: str) -> str | None:
         return tokens.pop(token, None)  # single use
 
-    hub.redeem = redeem
+    hub = create_hub(WsSettings(), redeem=redeem)
     client, transport = connect(hub, owner=None)
     await hub.publish("progress", progress("trim-a", 5), ALICE)
     send(client, {"type": "subscribe", "data": {"operationIds": ["trim-a"]}})

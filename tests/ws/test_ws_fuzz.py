@@ -26,8 +26,7 @@ import uvloop
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from server.ws.connection import (BinaryReceived, Closed, PingReceived, PongReceived, TextReceived,
-                                  WsConnection)
+from server.ws.connection import BinaryReceived, Closed, PingReceived, PongReceived, TextReceived, WsConnection
 from server.ws.hub import Hub
 from server.ws.settings import WsSettings
 from tests.ws.fakes import FakeTransport, connect
@@ -311,7 +310,7 @@ def test_protocol_with_a_peer_that_reads_nothing_stays_within_its_hard_cap(piece
 
 @st.composite
 def valid_conversations(draw: st.DrawFn) -> tuple[bytes, list[tuple[int, Any]]]:
-    """Valid frames only, and exactly the answers CONTRACT.md section 3 gives to them, in order."""
+    """Valid frames only, and exactly the answers docs/CONTRACT.md section 3 gives to them, in order."""
     stream, expected = b"", []
     for _ in range(draw(st.integers(0, 12))):
         kind = draw(st.sampled_from(["ping", "fragmented", "protocol-ping", "pong", "not-json", "binary"]))

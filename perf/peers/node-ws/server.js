@@ -6,7 +6,7 @@
  * clients and ws.send(JSON.stringify(message)) to each one). perf/ws_bench.py --peer node
  * runs it in place of `nve serve`, so the fan-out of both is measured by the same harness.
  *
- * Added for the harness, as the contract (CONTRACT.md section 3) has them: the ping -> pong
+ * Added for the harness, as the contract (docs/CONTRACT.md section 3) has them: the ping -> pong
  * echo, GET /healthz, GET /readyz and the benchmark hook POST /api/_bench/broadcast.
  *
  *     node server.js [--host 127.0.0.1] [--port 3001] [--quiet]

@@ -1,4 +1,4 @@
-// The REST API of CONTRACT.md section 2, and nothing else. Every failure becomes an
+// The REST API of docs/CONTRACT.md section 2, and nothing else. Every failure becomes an
 // ApiError whose message is a sentence a person can act on.
 
 export class ApiError extends Error {

@@ -1,5 +1,5 @@
 /**
- * nve-ws.js: the browser client of native-video-editor's WebSocket (`/ws`, CONTRACT.md section 3).
+ * nve-ws.js: the browser client of native-video-editor's WebSocket (`/ws`, docs/CONTRACT.md section 3).
  *
  *   import { NveSocket } from "/static/js/nve-ws.js";
  *   const socket = new NveSocket();                 // ws(s)://<this page's host>/ws

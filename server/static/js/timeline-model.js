@@ -1,4 +1,4 @@
-// The project's TimelineState (CONTRACT.md section 2) and its undo history. No DOM here.
+// The project's TimelineState (docs/CONTRACT.md section 2) and its undo history. No DOM here.
 //
 // Markers and edits are the document: every change to them is one undoable step.
 // currentTime and zoom are where the user is looking: saved, but not undone.

@@ -1,0 +1,83 @@
+"""Storing a finished upload: probe it, move it into the media directory, record it.
+
+:meth:`UploadStore.store` takes a temporary file that holds every byte of an upload (the
+multipart handler's or a finished tus upload's) and either makes it a video of the media
+directory or removes it, so the media directory only ever holds whole, probed videos:
+
+1. ingest it in the media pool (deep probe; a stream-written WebM/MKV is remuxed once,
+   core/media/ingest.py). Not a usable video: the temporary file is removed and the
+   :class:`~core.media.errors.MediaError` (415/422) raised, its sentence naming the file
+   as the client called it;
+2. rename it into the media directory under a fresh unique name;
+3. record its owner, its description and (for a source browsers cannot play) the job that
+   makes its browser proxy. If that fails the stored file is removed again, so no file is
+   left that nobody (or the wrong owner) could claim;
+4. seed the metadata cache, so the first ``GET /api/metadata`` is a hit.
+
+The store is a view over the app's services, made per use (server/app.py), so it always
+works with the pool and queue the app holds at that moment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from core import storage
+from core.access.media import MediaOwners
+from core.jobs.queue import JobQueue
+from core.kv.metadata_cache import MetadataCache
+from core.media.errors import MediaError
+from core.media.ingest import discard, ingest, ingest_operation_id, preview
+from core.media.pool import MediaPool
+from core.media.probe import store_description
+
+INGEST_TIMEOUT = 600.0
+"""A deep probe reads every packet (and a stream-written file is remuxed): minutes for hours of media."""
+
+
+@dataclass(frozen=True, slots=True)
+class UploadStore:
+    media_dir: Path
+    pool: MediaPool
+    owners: MediaOwners
+    metadata: MetadataCache
+    jobs: JobQueue
+
+    async def store(self, temp: Path, client_name: str | None, owner: str) -> dict[str, Any]:
+        """Make ``temp`` ``owner``'s video (module docstring); ``{filename, url, metadata}``."""
+        loop = asyncio.get_running_loop()
+        try:
+            metadata = await self.pool.run(ingest, str(temp), timeout=INGEST_TIMEOUT)
+        except MediaError as error:
+            await loop.run_in_executor(None, _unlink, temp)
+            raise type(error)(str(error).replace(temp.name, client_name or "The upload")) from None
+        except BaseException:
+            await loop.run_in_executor(None, _unlink, temp)
+            raise
+        ext = storage.video_extension(client_name, metadata.get("format"))
+        filename = await loop.run_in_executor(None, storage.commit, temp, self.media_dir, ext)
+        stored = self.media_dir / filename
+        try:
+            await self.owners.record(filename, owner)
+            await loop.run_in_executor(None, store_description, stored, metadata)
+            if not metadata["browser_playable"]:
+                await self.request_preview(owner, filename)
+        except BaseException:
+            await asyncio.shield(loop.run_in_executor(None, discard, stored))
+            raise
+        metadata = {**metadata, "preview": preview(stored, metadata)}
+        await self.metadata.put(filename, metadata)
+        return {"filename": filename, "url": storage.video_url(filename), "metadata": metadata}
+
+    async def request_preview(self, owner: str, filename: str) -> None:
+        """Queue the ``ingest`` job that makes the browser proxy of ``filename`` (once: its
+        operation id is the idempotency key, so asking again finds the same job)."""
+        operation_id = ingest_operation_id(filename)
+        await self.jobs.enqueue(owner, operation_id, "ingest", {"filename": filename}, idempotency_key=operation_id)
+
+
+def _unlink(path: Path) -> None:
+    path.unlink(missing_ok=True)
