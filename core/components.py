@@ -2,13 +2,15 @@
 
 Request shapes are the tables that check them (core.shapes): TimelineState, Marker and
 EditOperation in core.timeline, NewProject and ProjectChanges in core.projects, the edit
-requests and FileName in core.jobs.operations. Their schemas are emitted from those tables,
-so the document states exactly the rules the 400s enforce.
+requests and FileName in core.jobs.operations, NewWebhook and WebhookRotation in
+core.webhooks.store. Their schemas are emitted from those tables, so the document states
+exactly the rules the 400s enforce.
 
 Response shapes are written here as JSON Schema: the server builds them (core.jobs.queue's
-Job.to_api, core.media's descriptions, server.tus) and never reads them back, so this is
-their one statement. So is ProcessRequest's "projectId, or filename with edits": the
-handler resolves which (a project id means a database read); its fields are the tables'.
+Job.to_api, core.media's descriptions, server.tus, core.webhooks.store's Endpoint and
+Delivery) and never reads them back, so this is their one statement. So is
+ProcessRequest's "projectId, or filename with edits": the handler resolves which (a project
+id means a database read); its fields are the tables'.
 """
 
 from __future__ import annotations
@@ -29,11 +31,12 @@ from core.projects import MAX_ID, NAME_MAX, NEW_PROJECT, PROJECT_CHANGES
 from core.sessions import SessionSettings
 from core.shapes import Named
 from core.timeline import EDIT_OPERATION, EDITS, MARKER, TIMELINE_STATE
+from core.webhooks.store import EVENT_TYPES, NEW_WEBHOOK, ROTATION
 
 STATUSES = ["queued", "running", "done", "failed", "cancelled"]
 
 REQUESTS: tuple[Named, ...] = (FILE_NAME, MARKER, EDIT_OPERATION, TIMELINE_STATE, NEW_PROJECT, PROJECT_CHANGES,
-                               TRIM_REQUEST, SPLIT_REQUEST)
+                               TRIM_REQUEST, SPLIT_REQUEST, NEW_WEBHOOK, ROTATION)
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -42,6 +45,25 @@ def _ref(name: str) -> dict[str, str]:
 
 _SESSION_SETTINGS = msgspec.json.schema(SessionSettings)["$defs"]["SessionSettings"]
 _TUS_STATE = {"id": {"type": "string"}, "length": {"type": "integer"}, "offset": {"type": "integer"}}
+_TIME = {"type": "string", "format": "date-time"}
+_MAYBE_TIME = {"type": ["string", "null"], "format": "date-time"}
+_SECRET = {"type": "string", "pattern": "^whsec_[A-Za-z0-9+/]{43}=$",
+           "description": "The signing secret: whsec_ and base64 of 32 random bytes (the HMAC key). Shown "
+                          "only in this answer"}
+_WEBHOOK = {
+    "id": {"type": "string", "format": "uuid"},
+    "url": {"type": "string"},
+    "events": {"type": "array", "items": {"type": "string", "enum": list(EVENT_TYPES)}},
+    "description": {"type": ["string", "null"]},
+    "createdAt": _TIME,
+    "disabledAt": {**_MAYBE_TIME, "description": "When deliveries stopped, after too many failed attempts in a "
+                   "row; null while enabled"},
+    "disabledReason": {"type": ["string", "null"], "description": "Why it was disabled"},
+    "consecutiveFailures": {"type": "integer", "minimum": 0,
+                            "description": "Failed attempts since the last 2xx"},
+    "previousSecretExpiresAt": {**_MAYBE_TIME, "description": "Until then, messages are signed with the "
+                                "previous secret too (after a rotation)"},
+}
 
 RESPONSES: dict[str, Any] = {
     "Error": {
@@ -155,6 +177,33 @@ RESPONSES: dict[str, Any] = {
         "type": "object", "required": ["filename", "url", "duration"],
         "properties": {"filename": {"type": "string"}, "url": {"type": "string"}, "duration": {"type": "number"}},
     },
+    "Webhook": {"type": "object", "required": list(_WEBHOOK), "properties": _WEBHOOK},
+    "WebhookCreated": {"type": "object", "required": [*_WEBHOOK, "secret"],
+                       "properties": {**_WEBHOOK, "secret": _SECRET}},
+    "WebhookSecret": {
+        "type": "object", "required": ["secret", "previousSecretExpiresAt"],
+        "properties": {"secret": _SECRET, "previousSecretExpiresAt": {
+            **_MAYBE_TIME, "description": "Until then messages carry a signature with the previous secret too "
+                                          "(null: overlapSeconds was 0)"}},
+    },
+    "WebhookDelivery": {
+        "type": "object",
+        "required": ["id", "eventId", "eventType", "status", "attempts", "lastStatus", "lastError", "lastAttemptAt",
+                     "nextAttemptAt", "deliveredAt", "createdAt"],
+        "properties": {
+            "id": {"type": "integer", "description": "deliveryId, for redeliver"},
+            "eventId": {"type": "string", "description": "The message's webhook-id (the same on every attempt)"},
+            "eventType": {"type": "string", "enum": list(EVENT_TYPES)},
+            "status": {"type": "string", "enum": ["pending", "delivered", "failed"]},
+            "attempts": {"type": "integer", "minimum": 0},
+            "lastStatus": {"type": ["integer", "null"], "description": "HTTP status of the last attempt"},
+            "lastError": {"type": ["string", "null"], "description": "Why the last attempt failed"},
+            "lastAttemptAt": _MAYBE_TIME,
+            "nextAttemptAt": {**_MAYBE_TIME, "description": "When it is tried next (pending)"},
+            "deliveredAt": _MAYBE_TIME,
+            "createdAt": _TIME,
+        },
+    },
     "Job": {
         "type": "object",
         "required": ["operationId", "operation", "status", "progress", "attempts", "maxAttempts",
@@ -177,6 +226,26 @@ RESPONSES: dict[str, Any] = {
         },
     },
 }
+
+
+EVENT_DATA: dict[str, dict[str, Any]] = {
+    "job.completed": _ref("Job"), "job.failed": _ref("Job"), "job.cancelled": _ref("Job"),
+    "upload.ready": _ref("Upload"),
+    "project.updated": {"type": "object", "required": ["id", "version"],
+                        "properties": {"id": {"type": "integer"}, "version": {"type": "integer"}}},
+}
+"""What each webhook event's ``data`` is: a job's as GET /api/jobs/:id answers, an upload's as
+POST /api/upload answers, a project's id and new version."""
+assert set(EVENT_DATA) == set(EVENT_TYPES), "every event type has its data's schema"
+
+
+def webhook_event(event_type: str) -> dict[str, Any]:
+    """The body nve POSTs for one event type (Standard Webhooks: type, timestamp, data)."""
+    return {"type": "object", "required": ["type", "timestamp", "data"],
+            "properties": {"type": {"const": event_type},
+                           "timestamp": {"type": "string", "format": "date-time",
+                                         "description": "When the event happened (not the attempt)"},
+                           "data": EVENT_DATA[event_type]}}
 
 
 def components(max_json_depth: int) -> dict[str, Any]:

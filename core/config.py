@@ -23,6 +23,7 @@ from urllib.parse import quote, urlsplit
 import platformdirs
 
 from core.jobs.settings import JobSettings
+from core.webhooks.settings import WebhookSettings
 
 MiB = 1 << 20
 ACCESS_MODES = ("auto", "open", "owners")
@@ -85,6 +86,8 @@ class Settings:
 
     jobs: JobSettings = dataclasses.field(default_factory=JobSettings)
     """The job queue's and workers' knobs (``NVE_JOB_*``, see core/jobs/settings.py)."""
+    webhooks: WebhookSettings = dataclasses.field(default_factory=WebhookSettings)
+    """Webhook delivery: retries, disabling, SSRF (``NVE_WEBHOOK_*``, see core/webhooks/settings.py)."""
 
     db_pool_max: int = 20
     db_idle_timeout: float = 30.0
@@ -128,6 +131,7 @@ class Settings:
         if "NVE_ACCESS" in env:
             values["access"] = env["NVE_ACCESS"]
         values["jobs"] = JobSettings.from_env(env)
+        values["webhooks"] = WebhookSettings.from_env(env)
         for name, field, kind in _NUMERIC_ENV:
             if name in env:
                 values[field] = kind(env[name])

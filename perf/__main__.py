@@ -19,6 +19,7 @@ SCENARIOS = {  # name -> "module" (its main) or "module:function"
     "mixed": "perf.mixed",
     "soak": "perf.soak",
     "cluster": "perf.cluster",
+    "webhooks": "perf.webhooks_bench",
 }
 
 

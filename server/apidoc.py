@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from core import storage
-from core.components import components
+from core.components import EVENT_DATA, components, webhook_event
 from core.config import Settings
 from core.media.filmstrip import MAX_COUNT
 from core.uploads.resumable import TUS_VERSION
@@ -151,6 +151,27 @@ SECURITY: list[dict[str, list[str]]] = [{"apiKey": []}, {"session": []}, {}]
 """Any one of them; none is needed by the local user (open mode, or this machine's own clients in auto)."""
 
 
+_SIGNATURE_HEADERS = [
+    header("webhook-id", {"type": "string"}, description="The event's id: the same on every attempt (dedupe by it)"),
+    header("webhook-timestamp", {"type": "string", "pattern": "^[0-9]+$"},
+           description="Unix seconds of this attempt"),
+    header("webhook-signature", {"type": "string"},
+           description="Space-separated `v1,<base64 HMAC-SHA256 of id.timestamp.body>`, one per valid secret "
+                       "(two during a rotation's overlap); verify with the standardwebhooks libraries"),
+]
+
+
+def webhooks() -> dict[str, Any]:
+    """OpenAPI 3.1 ``webhooks``: what nve POSTs to a subscribed endpoint, one entry per event type."""
+    return {event: {"post": {
+        "summary": f"The {event} event (Standard Webhooks)", "tags": ["webhooks"],
+        "parameters": _SIGNATURE_HEADERS,
+        "requestBody": {"required": True, "content": {"application/json": {"schema": webhook_event(event)}}},
+        "responses": {"2XX": {"description": "Delivered"},
+                      "default": {"description": "Not delivered: retried with backoff for 24 h (redirects are "
+                                                 "not followed)"}}}} for event in EVENT_DATA}
+
+
 def document(routes: Iterable[Route]) -> dict[str, Any]:
     """The whole document: ``routes``' operations (those with a ``doc``) under their paths."""
     paths: dict[str, dict[str, Any]] = {}
@@ -167,6 +188,7 @@ def document(routes: Iterable[Route]) -> dict[str, Any]:
                                 f"arrays and objects nested at most {MAX_JSON_DEPTH} levels, no U+0000 "
                                 "in strings, the last of duplicate keys wins."},
         "paths": paths,
+        "webhooks": webhooks(),
         "security": SECURITY,
         "components": {"schemas": SCHEMAS, "securitySchemes": SECURITY_SCHEMES},
     }

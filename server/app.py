@@ -13,11 +13,13 @@ What depends on what (so the order below is the only one that works):
 * Redis services (sessions, rate limits, the metadata cache, whose misses probe in the pool);
 * the job queue (PostgreSQL), the tus store and its periodic sweep;
 * the WebSocket hub (its token redemption is access's, its latest-state fallback the queue's);
-* the job-event bridge (PostgreSQL NOTIFY to the hub) and the local worker processes.
+* the job-event bridge (PostgreSQL NOTIFY to the hub), the webhook sender (the outbox's
+  deliveries: PostgreSQL only) and the local worker processes.
 
 Shutdown is the contract's (docs/CONTRACT.md section 1): :meth:`App.close_connections` closes
 WebSockets with 1001 before HTTP drains; :meth:`App.stop` then stops workers first (they
-hand their jobs back), the bridge, the hub, the sweep, Redis and the pool.
+hand their jobs back), the webhook sender (it hands the leases of attempts in flight back),
+the bridge, the hub, the sweep, Redis and the pool.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ from core.projects import ProjectStore
 from core.tasks import cancel_and_wait
 from core.uploads.resumable import TusStore, clean_periodically
 from core.uploads.store import UploadStore
+from core.webhooks.sender import WebhookSender
+from core.webhooks.store import WebhookStore
 from server.http.routing import Route
 from server.policy.access import Access
 from server.ws.hub import Hub, create_hub
@@ -75,6 +79,7 @@ class App:
             session_ttl=settings.session_ttl, metadata_ttl=settings.metadata_ttl,
             limits=RateLimits(settings.rate_limit_writes, settings.rate_limit_uploads, settings.rate_limit_window))
         self.jobs = JobQueue(db.acquire, settings.jobs.max_attempts)
+        self.webhooks = WebhookStore(db.acquire, settings.webhooks)
         self.tus = TusStore(settings.media_path / TUS_DIR, settings.tus_ttl)
         sweep = Periodic(functools.partial(clean_periodically, self.tus, settings.media_path, TUS_SWEEP_INTERVAL),
                          "nve-tus-sweep")
@@ -82,6 +87,7 @@ class App:
                                     redeem=self.access.tokens.redeem, fallback=latest_from(self.jobs))
         # Local delivery only: PostgreSQL already NOTIFYs every node (server/ws/job_events.py).
         job_events = JobEventBridge(db.dsn, self.jobs, hub.deliver_local)
+        sender = WebhookSender(db.dsn, db.acquire, settings.webhooks)
         supervisor = (Supervisor(settings.workers, db.dsn, settings.media_path, settings.jobs,
                                  grace=settings.shutdown_timeout)
                       if settings.workers > 0 else None)
@@ -94,6 +100,7 @@ class App:
             (sweep.start, sweep.stop),
             (hub.start, self.close_connections),
             (job_events.start, job_events.close),
+            (sender.start, sender.stop),
         ]
         if supervisor is not None:
             # Stopped first: the workers hand their jobs back while PostgreSQL is still there.
@@ -102,6 +109,7 @@ class App:
             "redis": self.kv.readiness,
             "websocket": functools.partial(_websocket_readiness, hub),
             "jobs": functools.partial(_jobs_readiness, job_events, supervisor),
+            "webhooks": sender.readiness,
         }
         """What ``/readyz`` reports besides the database, by service (none of it gates readiness)."""
         self._stack: contextlib.AsyncExitStack | None = None

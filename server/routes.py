@@ -18,6 +18,7 @@ from core.media.filmstrip import MAX_COUNT
 from core.media.waveform import DEFAULT_PEAKS, MAX_PEAKS
 from core.projects import DEFAULT_PAGE, MAX_PAGE
 from core.uploads.resumable import CHECKSUM_ALGORITHMS
+from core.webhooks.store import NEW_WEBHOOK, ROTATION
 from server import apidoc
 from server.apidoc import (
     COUNT,
@@ -61,6 +62,7 @@ from server.handlers import (
     tus,
     uploads,
     videos,
+    webhooks,
     websocket,
 )
 from server.http.caching import LIVE, SHARED
@@ -74,6 +76,10 @@ _BASE64 = "(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?"
 _UNKNOWN_UPLOAD = {"404": error("Unknown upload")}
 _LOCKED = {"423": error("Upload locked by another request")}
 _NO_SESSION_STORE = error("Neither Redis nor PostgreSQL can store sessions right now")
+_UNKNOWN_WEBHOOK = {"404": error("Unknown webhook (another owner's is unknown too)")}
+_WEBHOOK_ID = path_param("id", {"type": "string", "format": "uuid"})
+# The router takes at most 18 digits for an integer parameter (server/http/routing.py).
+_DELIVERY_ID = path_param("deliveryId", {"type": "integer", "minimum": 1, "maximum": 10**18 - 1})
 
 
 def route_table(settings: Settings) -> list[Route]:
@@ -213,6 +219,48 @@ def route_table(settings: Settings) -> list[Route]:
                 "404": error("Unknown job"), "409": error("Already finished (jobStatus says how)"),
                 **RATE_LIMITED, **DATABASE},
             params=[OPERATION_ID], tags=["jobs"])),
+
+        # -- webhooks --------------------------------------------------------------------------
+        Route("POST", "/api/webhooks", webhooks.create_webhook, rate_limited=True, doc=operation(
+            "Register a webhook endpoint; the answer carries its signing secret, the only time it is shown", {
+                "201": json_content(ref("WebhookCreated"), "Registered (Cache-Control: no-store)"),
+                **RATE_LIMITED, **DATABASE},
+            body=NEW_WEBHOOK.schema(), tags=["webhooks"])),
+        Route("GET", "/api/webhooks", webhooks.list_webhooks, doc=operation(
+            "The caller's webhook endpoints (without their secrets)", {
+                "200": json_content({"type": "array", "items": ref("Webhook")}, "Endpoints, oldest first"),
+                **DATABASE}, tags=["webhooks"])),
+        Route("GET", "/api/webhooks/{id}", webhooks.get_webhook, doc=operation(
+            "One webhook endpoint (without its secret); disabledAt and disabledReason say if and why "
+            "deliveries stopped", {
+                "200": json_content(ref("Webhook"), "The endpoint"), **_UNKNOWN_WEBHOOK, **DATABASE},
+            params=[_WEBHOOK_ID], tags=["webhooks"])),
+        Route("DELETE", "/api/webhooks/{id}", webhooks.delete_webhook, rate_limited=True, doc=operation(
+            "Delete a webhook endpoint and its deliveries", {
+                "204": {"description": "Deleted"}, **_UNKNOWN_WEBHOOK, **RATE_LIMITED, **DATABASE},
+            params=[_WEBHOOK_ID], tags=["webhooks"])),
+        Route("POST", "/api/webhooks/{id}/rotate", webhooks.rotate_secret, rate_limited=True, doc={
+            **operation(
+                "A new signing secret; messages carry signatures with both until the old one expires "
+                "(the body is optional)", {
+                    "200": json_content(ref("WebhookSecret"), "The new secret (Cache-Control: no-store)"),
+                    **_UNKNOWN_WEBHOOK, **RATE_LIMITED, **DATABASE},
+                body=ROTATION.schema(), params=[_WEBHOOK_ID], tags=["webhooks"]),
+            "requestBody": {"required": False, "content": {"application/json": {"schema": ROTATION.schema()}}}}),
+        Route("GET", "/api/webhooks/{id}/deliveries", webhooks.list_deliveries, doc=operation(
+            "The endpoint's latest 100 deliveries, newest first: status, attempts, last answer, next attempt", {
+                "200": json_content({"type": "array", "items": ref("WebhookDelivery")}, "Deliveries"),
+                **_UNKNOWN_WEBHOOK, **DATABASE},
+            params=[_WEBHOOK_ID], tags=["webhooks"])),
+        Route("POST", "/api/webhooks/{id}/deliveries/{deliveryId:int}/redeliver", webhooks.redeliver,
+              rate_limited=True, doc=operation(
+                  "Send a delivery again: pending now, whatever its status was, with the same webhook-id "
+                  "(a disabled endpoint is enabled again)", {
+                      "202": json_content(ref("WebhookDelivery"), "Pending again"),
+                      "400": error("Non-integer deliveryId"),
+                      "404": error("Unknown webhook or delivery (another owner's are unknown too)"),
+                      **RATE_LIMITED, **DATABASE},
+                  params=[_WEBHOOK_ID, _DELIVERY_ID], tags=["webhooks"])),
 
         # -- real time -------------------------------------------------------------------------
         Route("GET", "/ws", websocket.websocket, doc=operation(

@@ -19,10 +19,14 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
+
+if TYPE_CHECKING:
+    from core.db.pool import Database
 
 ADMIN_DSN = os.environ.get("NVE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -151,6 +155,17 @@ def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item):
     import uvloop
 
     return {"uvloop": uvloop.new_event_loop}
+
+
+@pytest.fixture
+async def db(migrated_dsn: str) -> AsyncIterator[Database]:
+    """An open connection pool on the test's migrated database."""
+    from core.db.pool import Database
+
+    database = Database(migrated_dsn, max_size=8)
+    await database.open()
+    yield database
+    await database.close()
 
 
 @pytest.fixture

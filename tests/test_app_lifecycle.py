@@ -12,6 +12,7 @@ from core.db.pool import Database
 from core.jobs.supervisor import Supervisor
 from core.kv.services import KvServices
 from core.media.pool import MediaPool
+from core.webhooks.sender import WebhookSender
 from server.app import App
 from server.routes import route_table
 from server.ws.hub import Hub
@@ -23,7 +24,8 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Records every service's start and stop (the real ones still run)."""
     log: list[str] = []
     for cls, start, stop in ((MediaPool, "start", "close"), (KvServices, "start", "close"), (Hub, "start", "close"),
-                             (JobEventBridge, "start", "close"), (Supervisor, "start", "stop")):
+                             (JobEventBridge, "start", "close"), (WebhookSender, "start", "stop"),
+                             (Supervisor, "start", "stop")):
         for method in (start, stop):
             original = getattr(cls, method)
 
@@ -55,9 +57,10 @@ async def test_services_start_in_order_and_stop_in_reverse(migrated_dsn: str, tm
         await app.stop()  # idempotent
     finally:
         await db.close()
-    assert started == ["MediaPool.start", "KvServices.start", "Hub.start", "JobEventBridge.start", "Supervisor.start"]
-    assert calls[len(started):] == ["Hub.close", "Supervisor.stop", "JobEventBridge.close", "KvServices.close",
-                                    "MediaPool.close"]
+    assert started == ["MediaPool.start", "KvServices.start", "Hub.start", "JobEventBridge.start",
+                       "WebhookSender.start", "Supervisor.start"]
+    assert calls[len(started):] == ["Hub.close", "Supervisor.stop", "WebhookSender.stop", "JobEventBridge.close",
+                                    "KvServices.close", "MediaPool.close"]
 
 
 async def test_a_failed_start_stops_what_had_started(migrated_dsn: str, tmp_path: Path, calls: list[str],

@@ -11,9 +11,10 @@ while the file exists: answers, "no row" included, are cached without invalidati
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 
 from core.access.owners import LOCAL
-from core.db.pool import Database
+from core.db.pool import Database, DbConnection
 
 CACHE_ENTRIES = 65_536
 
@@ -27,9 +28,14 @@ class MediaOwners:
         self._cache: OrderedDict[str, str] = OrderedDict()
         self._cache_entries = cache_entries
 
-    async def record(self, filename: str, owner: str) -> None:
-        async with self._db.acquire() as connection:
+    async def record(self, filename: str, owner: str,
+                     also: Callable[[DbConnection], Awaitable[object]] | None = None) -> None:
+        """Record ``owner`` as ``filename``'s; ``also`` runs in the same transaction (the
+        upload's webhook event: committed with the row, or not at all)."""
+        async with self._db.acquire() as connection, connection.transaction():
             await connection.execute(_RECORD, filename, owner)
+            if also is not None:
+                await also(connection)
         self._remember(filename, owner)
 
     async def owner_of(self, filename: str) -> str:

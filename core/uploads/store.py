@@ -9,9 +9,12 @@ directory or removes it, so the media directory only ever holds whole, probed vi
    :class:`~core.media.errors.MediaError` (415/422) raised, its sentence naming the file
    as the client called it;
 2. rename it into the media directory under a fresh unique name;
-3. record its owner, its description and (for a source browsers cannot play) the job that
-   makes its browser proxy. If that fails the stored file is removed again, so no file is
-   left that nobody (or the wrong owner) could claim;
+3. store its description and (for a source browsers cannot play) queue the job that makes
+   its browser proxy; then record its owner, and in the same transaction its ``upload.ready``
+   webhook event (core/webhooks), last, so an event is never sent for a file that step 3
+   then removes again. If anything in step 3 fails the stored file is removed again, so no
+   file is left that nobody (or the wrong owner) could claim. The name is new and unknown
+   to anyone until it is returned, so no request can ask for the file before its owner row;
 4. seed the metadata cache, so the first ``GET /api/metadata`` is a hit.
 
 The store is a view over the app's services, made per use (server/app.py), so it always
@@ -33,6 +36,7 @@ from core.media.errors import MediaError
 from core.media.ingest import discard, ingest, ingest_operation_id, preview
 from core.media.pool import MediaPool
 from core.media.probe import store_description
+from core.webhooks.store import emit
 
 INGEST_TIMEOUT = 600.0
 """A deep probe reads every packet (and a stream-written file is remuxed): minutes for hours of media."""
@@ -61,16 +65,18 @@ class UploadStore:
         filename = await loop.run_in_executor(None, storage.commit, temp, self.media_dir, ext)
         stored = self.media_dir / filename
         try:
-            await self.owners.record(filename, owner)
             await loop.run_in_executor(None, store_description, stored, metadata)
             if not metadata["browser_playable"]:
                 await self.request_preview(owner, filename)
+            metadata = {**metadata, "preview": preview(stored, metadata)}
+            upload = {"filename": filename, "url": storage.video_url(filename), "metadata": metadata}
+            await self.owners.record(filename, owner, lambda connection: emit(
+                connection, owner, "upload.ready", filename, upload))
         except BaseException:
             await asyncio.shield(loop.run_in_executor(None, discard, stored))
             raise
-        metadata = {**metadata, "preview": preview(stored, metadata)}
         await self.metadata.put(filename, metadata)
-        return {"filename": filename, "url": storage.video_url(filename), "metadata": metadata}
+        return upload
 
     async def request_preview(self, owner: str, filename: str) -> None:
         """Queue the ``ingest`` job that makes the browser proxy of ``filename`` (once: its

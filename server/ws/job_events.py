@@ -24,15 +24,14 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
-import asyncpg
 from prometheus_client import Counter
 
+from core.db.listen import hold_listen
 from core.db.pool import DbConnection
 from core.errors import DomainError
 from core.jobs.queue import JobQueue
-from core.kv.breaker import reconnect_delay
 from core.registry import REGISTRY
 from core.tasks import cancel_and_wait
 from server.ws.messages import BadMessage, Envelope, job_envelope, unpack
@@ -94,31 +93,12 @@ class JobEventBridge:
         self._deliver(envelope)
 
     async def _run(self) -> None:
-        failures = 0
-        lost_at: datetime | None = None
-        while True:
-            connection: asyncpg.Connection[asyncpg.Record] | None = None
-            try:
-                connection = await asyncpg.connect(self._dsn, timeout=2,
-                                                   server_settings={"application_name": "nve-job-events"})
-                closed = asyncio.Event()
-                connection.add_termination_listener(lambda _, closed=closed: closed.set())
-                await connection.add_listener(CHANNEL, self._notified)
-                failures = 0
-                self.listening.set()
-                if lost_at is not None:
-                    await self._catch_up(lost_at - CATCH_UP_MARGIN)
-                await closed.wait()
-            except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
-                log.debug("job events connection failed: %s", error)
-            finally:
-                if self.listening.is_set():
-                    lost_at = datetime.now(UTC)
-                self.listening.clear()
-                if connection is not None:
-                    connection.terminate()
-            failures += 1
-            await asyncio.sleep(reconnect_delay(failures))
+        await hold_listen(self._dsn, CHANNEL, self._notified, name="nve-job-events", listening=self.listening,
+                          on_connected=self._reconnected)
+
+    async def _reconnected(self, lost_at: datetime | None) -> None:
+        if lost_at is not None:
+            await self._catch_up(lost_at - CATCH_UP_MARGIN)
 
     async def _catch_up(self, since: datetime) -> None:
         try:

@@ -11,17 +11,17 @@ import pytest
 
 from core.access.apikeys import ApiKeyStore
 from core.db.pool import Database
-from tests.jobs.conftest import FAST, database  # noqa: F401 (a fixture, used by make_key)
+from tests.jobs.conftest import FAST
 
 MakeKey = Callable[[str], Awaitable[str]]
 
 
 @pytest.fixture
-def make_key(database: Database) -> MakeKey:
+def make_key(db: Database) -> MakeKey:
     """``await make_key(tenant)``: a new API key for ``tenant``."""
 
     async def make(tenant: str) -> str:
-        key, _ = await ApiKeyStore(database).create(tenant)
+        key, _ = await ApiKeyStore(db).create(tenant)
         return key
 
     return make

@@ -40,10 +40,10 @@ async def test_open_mode_trusts_even_proxied_requests(start_server: Any) -> None
 
 
 async def test_revoking_a_key_takes_effect_at_the_next_request(
-        owners_server: Any, make_key: MakeKey, database: Any) -> None:
+        owners_server: Any, make_key: MakeKey, db: Any) -> None:
     from core.access.apikeys import ApiKeyStore
 
-    store = ApiKeyStore(database)
+    store = ApiKeyStore(db)
     key, record = await store.create("temp", "for a while")
     async with client_for(owners_server, key) as http:
         assert (await http.get("/api/projects")).status_code == 200
@@ -61,11 +61,11 @@ def test_access_mode_is_validated() -> None:
 
 @pytest.mark.parametrize("authorization", ["Bearer nve_bogus", "Basic dXNlcjpwYXNz"])
 async def test_a_bad_key_is_a_401_on_the_session_routes_too(
-        owners_server: Any, make_key: MakeKey, database: Any, authorization: str) -> None:
+        owners_server: Any, make_key: MakeKey, db: Any, authorization: str) -> None:
     from core.access.apikeys import ApiKeyStore
 
-    revoked, record = await ApiKeyStore(database).create("gone")
-    await ApiKeyStore(database).revoke(record.id)
+    revoked, record = await ApiKeyStore(db).create("gone")
+    await ApiKeyStore(db).revoke(record.id)
     async with client_for(owners_server) as http:
         assert (await http.get("/api/session")).status_code == 200  # the cookie is in the jar now
         for bad in (authorization, f"Bearer {revoked}"):

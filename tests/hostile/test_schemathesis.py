@@ -43,6 +43,9 @@ OPERATIONS: list[dict[str, object]] = [
     # Upload-Metadata values must be base64 of UTF-8 with unique keys (400), and a
     # filetype that is not video/* is refused (415): not expressible for one header.
     {"include-name-regex": "^POST /api/uploads/?$", "checks": _accepting("400", "415")},
+    # A webhook URL is taken only when its host resolves, and only to public addresses (SSRF):
+    # no schema can say that, and generated hosts resolve nowhere (400, field url).
+    {"include-name": "POST /api/webhooks", "checks": _accepting("400")},
     # The body's Content-Type is checked first: a PATCH that lacks Upload-Offset and has no
     # body is refused for the body (415), which is as right as a 400.
     {"include-name": "PATCH /api/uploads/{id}", "checks": {"missing_required_header": {

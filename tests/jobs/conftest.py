@@ -62,16 +62,8 @@ def slow_clip(clips: Path, media_dir: Path) -> str:
 
 
 @pytest.fixture
-async def database(migrated_dsn: str) -> AsyncIterator[Database]:
-    db = Database(migrated_dsn, max_size=8)
-    await db.open()
-    yield db
-    await db.close()
-
-
-@pytest.fixture
-def queue(database: Database) -> JobQueue:
-    return JobQueue(database.acquire, FAST.max_attempts)
+def queue(db: Database) -> JobQueue:
+    return JobQueue(db.acquire, FAST.max_attempts)
 
 
 async def wait_for_job(queue: JobQueue, operation_id: str, predicate: Callable[[Job], bool],

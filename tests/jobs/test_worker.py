@@ -90,9 +90,9 @@ async def test_sigkill_mid_job_is_requeued_and_completed_by_another_worker(
 
 
 async def test_attempts_are_bounded_then_the_job_fails_with_the_reason(
-        queue: JobQueue, database: Database, media_dir: Path, slow_clip: str, spawn_worker: SpawnWorker) -> None:
+        queue: JobQueue, db: Database, media_dir: Path, slow_clip: str, spawn_worker: SpawnWorker) -> None:
     operation_id = operations.new_operation_id("process")
-    await JobQueue(database.acquire, max_attempts=1).enqueue(LOCAL, operation_id, "process", operations.process_params(slow_clip, SLOW_EDITS, media_dir))
+    await JobQueue(db.acquire, max_attempts=1).enqueue(LOCAL, operation_id, "process", operations.process_params(slow_clip, SLOW_EDITS, media_dir))
     first = await spawn_worker()
     await wait_for_job(queue, operation_id, _mid_job)
     first.send_signal(signal.SIGKILL)

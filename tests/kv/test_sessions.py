@@ -6,7 +6,6 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -16,14 +15,6 @@ from core.kv.connection import RedisConnection
 from core.sessions import DEFAULT_SETTINGS, SessionStore, parse_session_id
 from tests.conftest import RedisServer
 from tests.kv.helpers import wait_until_available
-
-
-@pytest.fixture
-async def db(migrated_dsn: str) -> AsyncIterator[Database]:
-    database = Database(migrated_dsn)
-    await database.open()
-    yield database
-    await database.close()
 
 
 async def row(db: Database, session_id: str) -> tuple[dict, float] | None:

@@ -154,6 +154,13 @@ async def test_ingest(tmp_path: Path) -> None:
                                             "cli_x_realtime_per_cpu"))
 
 
+async def test_webhooks(tmp_path: Path) -> None:
+    rows = check_rows(await run_perf(tmp_path, "webhooks", "--jobs", "5", "--endpoints", "1", "--rounds", "1"),
+                      {"endpoints", "jobs", "deliveries", "metric", "p50_ms", "p99_ms", "per_s", "client_cpu"})
+    assert {row["metric"] for row in rows} == {"finished_at -> arrival", "commit -> arrival"}
+    assert all(row["deliveries"] == 5 for row in rows)
+
+
 def test_every_load_scenario_is_covered() -> None:
     """A scenario added to ``python -m perf`` needs a smoke test here (the media micro-benchmarks
     and the cluster launcher are not load scenarios: they run for minutes or until Ctrl-C)."""
