@@ -3,6 +3,7 @@
     python -m perf.ws_bench --clients 100,1000,5000,10000 --count 50 --processes 2
     python -m perf.ws_bench --clients 500 --nodes 3      # the cross-node bus: N clients over 3 nodes
     python -m perf.ws_bench --peer node --clients 1000   # the same rounds against the journal's Node stack
+    python -m perf.ws_bench --peer both --clients 1000,5000 --rounds 3   # both, alternating, with same-run ratios
     python -m perf ws-rtt --clients 1000 --duration 5   # the ping round trip alone (any --url)
 
 For every N it starts a fresh server (``nve serve`` with ``NVE_BENCH=1``, a throwaway
@@ -25,6 +26,14 @@ with the same bench hook), pinned the same way and driven by the identical round
 "faster than the Node stack" is measured on this machine with this harness. It needs no
 database, runs one node only, and ``npm ci --prefix perf/peers/node-ws`` first (the
 harness says so and exits when its ``node_modules`` is missing; it installs nothing).
+``--peer both`` runs ours and the Node stack in one invocation, ``--rounds`` times per N,
+alternating which goes first, and ends with a table of same-run ratios (ours / Node, the
+medians of the rounds): a figure from another run compares nothing on a machine whose
+speed swings from hour to hour.
+
+Every started server first serves an unmeasured burst (``--warmup`` clients, 200 by
+default): a fresh Node process has a cold JIT, and one burst on it measures start-up, not
+the server.
 
 Reported: latency p50 / p99 / max, delivered vs expected, RSS per connection, ping RTT
 p50 / p99 / max, and the load of the busiest client CPU (its client processes together):
@@ -51,6 +60,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import struct
 import subprocess
 import sys
@@ -532,15 +542,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--clients", default="100,1000,5000,10000", help="comma-separated N values")
     parser.add_argument("--count", type=int, default=50, help="broadcasts per round (K)")
     parser.add_argument("--processes", type=int, default=2, help="client processes")
-    parser.add_argument("--peer", choices=("nve", "node"), default="nve",
-                        help="the server under test: ours, or the journal's Node stack (perf/peers/node-ws)")
+    parser.add_argument("--peer", choices=("nve", "node", "both"), default="nve",
+                        help="the server under test: ours, the journal's Node stack (perf/peers/node-ws), or both "
+                             "in this one invocation, alternating which goes first, with a table of ratios")
+    parser.add_argument("--rounds", type=int, default=1, help="measured rounds per N and server")
+    parser.add_argument("--warmup", type=int, default=200,
+                        help="clients of an unmeasured burst each started server serves before it is measured "
+                             "(0: none); without it a fresh process's cold JIT or caches are what is measured")
     add_server_args(parser)
     parser.add_argument("--nodes", default="1",
                         help="comma-separated server counts (e.g. 1,3): nodes sharing the database and Redis")
     add_output_args(parser)
     args = parser.parse_args(argv)
     node_counts = [int(n) for n in args.nodes.split(",")]
-    if args.peer == "node":
+    peers = ["nve", "node"] if args.peer == "both" else [args.peer]
+    if "node" in peers:
         if node_counts != [1]:
             parser.error("--peer node runs one server (it has no cross-node bus): leave --nodes at 1")
         if problem := node_peer_missing():
@@ -548,35 +564,62 @@ def main(argv: list[str] | None = None) -> None:
     server_cpu, client_cpus = pin_cpus(args.server_cpu)
     rows, raw = [], {}
     with ExitStack() as stack:
-        start: Callable[[], Server]
-        if args.peer == "node":
-            start = functools.partial(Server.node, server_cpu)
-        else:
+        starts: dict[str, Callable[[], Server]] = {"node": functools.partial(Server.node, server_cpu)}
+        if "nve" in peers:
             database, data_dir = stack.enter_context(scratch())
-            start = functools.partial(Server.nve, database, server_cpu, args.redis_url, data_dir, args.server_script)
+            starts["nve"] = functools.partial(Server.nve, database, server_cpu, args.redis_url, data_dir,
+                                              args.server_script)
         for nodes in node_counts:
             for clients in (int(n) for n in args.clients.split(",")):
-                servers: list[Server] = []
-                try:
-                    for _ in range(nodes):
-                        servers.append(start())
-                    row, samples = run_round(servers, clients, args.count, args.processes, client_cpus)
-                finally:
-                    for server in servers:
-                        server.stop()
-                rows.append(row)
-                raw.update(samples)
-                print_table([row], list(row))
-                sys.stdout.flush()
+                for round_index in range(args.rounds):
+                    # Alternate which server goes first, so neither always meets the warmer machine.
+                    for peer in peers if round_index % 2 == 0 else peers[::-1]:
+                        servers: list[Server] = []
+                        try:
+                            for _ in range(nodes):
+                                servers.append(starts[peer]())
+                            if args.warmup:
+                                run_round(servers, min(args.warmup, clients), args.count, args.processes, client_cpus)
+                            row, samples = run_round(servers, clients, args.count, args.processes, client_cpus)
+                        finally:
+                            for server in servers:
+                                server.stop()
+                        row = {"server": peer, "round": round_index + 1, **row}
+                        rows.append(row)
+                        raw.update({f"{peer}: {label}": values for label, values in samples.items()})
+                        print_table([row], list(row))
+                        sys.stdout.flush()
     print()
-    print_table(rows, ["nodes", "clients", "delivered", "expected", "p50_ms", "p99_ms", "max_ms",
+    print_table(rows, ["server", "round", "nodes", "clients", "delivered", "expected", "p50_ms", "p99_ms", "max_ms",
                        "local_p50_ms", "local_p99_ms", "bus_p50_ms", "bus_p99_ms", "rss_kib_per_conn",
                        "ping_p50_ms", "ping_p99_ms", "ping_max_ms", "client_cpu", "client_saturated"])
-    write_json(args.json, rows)
+    ratios = same_run_ratios(rows) if len(peers) > 1 else []
+    if ratios:
+        print("\nSame run, ours / Node (medians over the rounds; below 1: ours is ahead):")
+        print_table(ratios, list(ratios[0]))
+    write_json(args.json, {"rows": rows, "ratios": ratios} if ratios else rows)
     if args.plot:
         from perf.plot import plot
 
         plot(args.plot, f"ws-fanout, {args.count} broadcasts", raw)
+
+
+def same_run_ratios(rows: list[dict[str, Any]]) -> list[dict[str, object]]:
+    """Per N: the medians of ours and the Node peer's p50, p99 and memory per connection, and their ratios."""
+    table = []
+    for clients in sorted({row["clients"] for row in rows}):
+        medians = {peer: {key: statistics.median(row[key] for row in rows
+                                                 if row["server"] == peer and row["clients"] == clients)
+                          for key in ("p50_ms", "p99_ms", "rss_kib_per_conn")}
+                   for peer in ("nve", "node")}
+        entry: dict[str, object] = {"clients": clients}
+        for key in ("p50_ms", "p99_ms", "rss_kib_per_conn"):
+            ours, theirs = medians["nve"][key], medians["node"][key]
+            entry |= {f"nve_{key}": ours, f"node_{key}": theirs,
+                      f"ratio_{key.removesuffix('_ms')}": ours / theirs if theirs else float("nan")}
+        entry["lost"] = sum(int(row["expected"]) - int(row["delivered"]) for row in rows if row["clients"] == clients)
+        table.append(entry)
+    return table
 
 
 def start_clients(context: Any, target: Callable[..., None], total: int, processes: int, cpus: list[int],

@@ -7,7 +7,8 @@
 #   PostgreSQL NVE_TEST_PG when set; else 127.0.0.1:5432 (as root, a Debian cluster on 5432 is
 #              started when it is down); else a throwaway cluster of its own on a spare port
 #              (NVE_TEST_PG=embedded asks for that one directly), kept running for the next run.
-#   npm        tests/openapi's pinned packages (npm ci when package-lock.json is newer).
+#   npm        tests/openapi's and perf/peers/node-http's pinned packages (npm ci when
+#              package-lock.json is newer).
 #
 # The tests start their own redis-server (tests/conftest.py), so only the binary is needed.
 # stdout is shell for the caller to eval (`export NVE_TEST_PG=...` for the throwaway cluster);
@@ -167,6 +168,8 @@ else
 fi
 
 # --- npm ---------------------------------------------------------------------------------
-if [ ! tests/openapi/node_modules/.package-lock.json -nt tests/openapi/package-lock.json ]; then
-  npm ci --prefix tests/openapi --no-audit --no-fund --loglevel=error >/dev/null
-fi
+for dir in tests/openapi perf/peers/node-http perf/peers/node-ws; do # the perf smoke tests' Node peers too
+  if [ ! "$dir/node_modules/.package-lock.json" -nt "$dir/package-lock.json" ]; then
+    npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error >/dev/null
+  fi
+done

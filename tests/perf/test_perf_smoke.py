@@ -52,6 +52,40 @@ async def test_http_crud(start_server, tmp_path: Path) -> None:
     assert all(row["requests"] > 0 for row in rows)
 
 
+CRUD_SCENARIOS = ("get", "list", "meta", "put", "post")
+SERVER_CPU_KEYS = {"server_us_per_req", "pg_us_per_req", "redis_us_per_req", "pg_backends"}
+
+
+async def test_http_crud_peer_node(redis_url: str, tmp_path: Path) -> None:
+    """The journal's Node stack (perf/peers/node-http, installed by tests/setup.sh) on a scratch
+    database nve migrated: every scenario answered, PostgreSQL CPU measured for the database ones."""
+    rows = check_rows(await run_perf(tmp_path, "http-crud", "--peer", "node", "--concurrency", "4", "--duration",
+                                     "0.3", "--scenarios", ",".join(CRUD_SCENARIOS), "--redis-url", redis_url),
+                      {"scenario", "requests", "req_per_s", "p99_ms", "errors", "client_saturated", *SERVER_CPU_KEYS})
+    assert [row["scenario"] for row in rows] == list(CRUD_SCENARIOS)
+    for row in rows:
+        assert row["requests"] > 0 and row["pg_backends"] >= 1, row
+        assert row["pg_us_per_req"] is not None and row["pg_us_per_req"] >= 0, row
+    assert all(row["pg_us_per_req"] > 0 for row in rows if row["scenario"] in ("put", "post")), rows
+
+
+async def test_http_crud_ab(redis_url: str, tmp_path: Path) -> None:
+    """``http-crud --ab``: both servers, two rounds in alternating order, a ratio per scenario and round."""
+    document = await run_perf(tmp_path, "http-crud", "--ab", "--rounds", "2", "--concurrency", "4", "--duration",
+                              "0.3", "--redis-url", redis_url)
+    assert isinstance(document, dict)
+    rows = check_rows(document["rows"], {"round", "server", "scenario", "requests", "req_per_s", "p99_ms",
+                                         *SERVER_CPU_KEYS})
+    order = [(row["round"], row["server"]) for row in rows if row["scenario"] == "get"]
+    assert order == [(1, "ours"), (1, "node"), (2, "node"), (2, "ours")], order
+    assert all(row["requests"] > 0 for row in rows)
+    ratios = check_rows(document["ratios"], {"scenario", "round", "ratio", "ours_p99_ms", "node_p99_ms",
+                                             "ours_pg_us", "node_pg_us", "ours_redis_us", "node_redis_us"})
+    assert sorted((row["scenario"], row["round"]) for row in ratios) == sorted(
+        (scenario, index) for scenario in CRUD_SCENARIOS for index in (1, 2))
+    assert all(row["ratio"] > 0 for row in ratios), ratios
+
+
 async def test_ws_fanout(redis_url: str, tmp_path: Path) -> None:
     [row] = check_rows(await run_perf(tmp_path, "ws-fanout", "--clients", "20", "--count", "5", "--processes", "1",
                                       "--server-cpu", "-1", "--redis-url", redis_url),
@@ -152,6 +186,19 @@ async def test_ingest(tmp_path: Path) -> None:
     assert rows[0]["ms_per_media_minute"] > 0
     assert all(rows[1][key] > 0 for key in ("x_realtime", "cli_x_realtime", "x_realtime_per_cpu",
                                             "cli_x_realtime_per_cpu"))
+
+
+async def test_ws_fanout_against_the_node_peer_in_the_same_run(redis_url: str, tmp_path: Path) -> None:
+    result = await run_perf(tmp_path, "ws-fanout", "--peer", "both", "--clients", "20", "--count", "5",
+                            "--rounds", "2", "--warmup", "10", "--processes", "1", "--server-cpu", "-1",
+                            "--redis-url", redis_url)
+    assert isinstance(result, dict)
+    rows = check_rows(result["rows"], {"server", "round", "clients", "delivered", "expected", "p99_ms"})
+    # Two rounds per server, the order alternating: nve first, then node first.
+    assert [(row["server"], row["round"]) for row in rows] == [("nve", 1), ("node", 1), ("node", 2), ("nve", 2)]
+    assert all(row["delivered"] == row["expected"] == 100 for row in rows)
+    [ratio] = result["ratios"]
+    assert ratio["clients"] == 20 and ratio["lost"] == 0 and ratio["ratio_p99"] > 0
 
 
 async def test_webhooks(tmp_path: Path) -> None:
