@@ -1,5 +1,5 @@
 """Servers for ``http-crud --peer node`` and ``--ab``: ours and the journal's Node stack, each
-pinned, each on a scratch database nve migrated; reseeding; and the CPU PostgreSQL backends and
+pinned, each on a scratch database nve migrated (perf/servers.py); reseeding; and the CPU PostgreSQL backends and
 redis-server spend, read from ``/proc``.
 
 PostgreSQL backends are attributed to a server by database: every server gets a database of its
@@ -14,75 +14,22 @@ import asyncio
 import json
 import os
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
-import time
 import urllib.error
 import urllib.request
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-PG_ADMIN = os.environ.get("NVE_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+from perf.servers import PG_ADMIN, ServerProcess, dsn, free_port, sql
+
 NODE_HTTP_PEER = Path(__file__).resolve().parent / "peers" / "node-http"
-ROOT = Path(__file__).resolve().parents[1]
 TICKS = os.sysconf("SC_CLK_TCK")
 SEED_ROWS = 100
 METADATA_FILES = 50
 UNLIMITED = "1000000000"
 """Rate limits of our server, raised far out of the way (writes and uploads per window)."""
-
-
-def node_peer_missing() -> str | None:
-    """Why the Node HTTP peer cannot start, or None. The harness never installs it itself."""
-    if shutil.which("node") is None:
-        return "--peer node needs Node.js (v20 or later) on PATH: `node` was not found"
-    if not (NODE_HTTP_PEER / "node_modules").is_dir():
-        return (f"--peer node: {NODE_HTTP_PEER / 'node_modules'} is missing. Install it once (from the npm "
-                f"registry, the versions in package-lock.json) with:\n    npm ci --prefix {NODE_HTTP_PEER}")
-    return None
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def dsn(database: str) -> str:
-    return f"{PG_ADMIN.rpartition('/')[0]}/{database}"
-
-
-async def _execute(url: str, *statements: str) -> None:
-    import asyncpg
-
-    connection = await asyncpg.connect(url)
-    try:
-        for statement in statements:
-            await connection.execute(statement)
-    finally:
-        await connection.close()
-
-
-def sql(url: str, *statements: str) -> None:
-    asyncio.run(_execute(url, *statements))
-
-
-@contextmanager
-def scratch_database(tag: str) -> Iterator[str]:
-    """A database created on ``PG_ADMIN``'s server, migrated by ``nve migrate``, dropped at the end."""
-    database = f"nve_http_{tag}_{uuid.uuid4().hex[:8]}"
-    sql(PG_ADMIN, f'CREATE DATABASE "{database}"')
-    try:
-        subprocess.run([sys.executable, "-m", "server.cli", "--log-level", "WARNING", "migrate"], cwd=ROOT,
-                       env={**os.environ, "DATABASE_URL": dsn(database)}, check=True, stdout=subprocess.DEVNULL)
-        yield database
-    finally:
-        sql(PG_ADMIN, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
 
 def reseed(database: str, rows: int = SEED_ROWS) -> list[int]:
@@ -98,28 +45,13 @@ def reseed(database: str, rows: int = SEED_ROWS) -> list[int]:
     return list(range(1, rows + 1))
 
 
-class Server:
-    """A server in a child process (pinned with ``taskset`` to ``cpu`` unless None), up once
-    ``/healthz`` answers."""
+class Server(ServerProcess):
+    """Ours or the Node peer, on ``database`` (the backends serving it are counted by database)."""
 
     def __init__(self, name: str, command: list[str], port: int, cpu: int | None, database: str,
                  env: dict[str, str]) -> None:
-        self.name, self.port, self.database = name, port, database
-        self.url = f"http://127.0.0.1:{port}"
-        if cpu is not None:
-            command = ["taskset", "-c", str(cpu), *command]
-        self.process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env})
-        self.pid = self.process.pid  # taskset execs the server: the same process
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{self.url}/healthz", timeout=1):
-                    break
-            except (urllib.error.URLError, OSError):
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    self.stop()
-                    raise RuntimeError(f"the {name} server did not start") from None
-                time.sleep(0.1)
+        self.database = database
+        super().__init__(name, command, port, cpu, env)
 
     @classmethod
     def ours(cls, database: str, cpu: int | None, redis_url: str, data_dir: Path) -> Server:
@@ -137,14 +69,6 @@ class Server:
         port = free_port()
         return cls("node", ["node", str(NODE_HTTP_PEER / "server.js"), "--host", "127.0.0.1", "--port", str(port),
                             "--quiet"], port, cpu, database, {"DATABASE_URL": dsn(database), "REDIS_URL": redis_url})
-
-    def stop(self) -> None:
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
 
 
 def cpu_seconds(pid: int) -> float:

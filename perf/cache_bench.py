@@ -42,11 +42,11 @@ import uuid
 from fractions import Fraction
 from pathlib import Path
 
-import asyncpg
 import uvloop
 from prometheus_client.parser import text_string_to_metric_families
 
 from perf.httpclient import Results, Target, build_request, run_load
+from perf.servers import sql
 from perf.stats import (
     CpuMeter,
     ProcessCpu,
@@ -240,7 +240,7 @@ def main(argv: list[str] | None = None) -> None:
                               "--appendonly", "no", "--dir", str(workdir)],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        asyncio.run(_admin(args.pg, f'CREATE DATABASE "{database}"'))
+        sql(args.pg, f'CREATE DATABASE "{database}"')
         server.start()
         port = ready.get(timeout=60)
         url = f"http://127.0.0.1:{port}"
@@ -273,7 +273,7 @@ def main(argv: list[str] | None = None) -> None:
             server.join(30)
         redis.kill()
         redis.wait()
-        asyncio.run(_admin(args.pg, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+        sql(args.pg, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
         shutil.rmtree(workdir, ignore_errors=True)
 
     print(f"GET /api/metadata/:file, cache hit, concurrency {args.concurrency}, {args.duration:g} s, "
@@ -297,14 +297,6 @@ def main(argv: list[str] | None = None) -> None:
              {"GET /healthz": floor_raw.latencies, "metadata (cache hit)": load_raw.latencies},
              {"GET /healthz": [t - floor_raw.finished[0] for t in floor_raw.finished],
               "metadata (cache hit)": [t - load_raw.finished[0] for t in load_raw.finished]})
-
-
-async def _admin(dsn: str, statement: str) -> None:
-    connection = await asyncpg.connect(dsn)
-    try:
-        await connection.execute(statement)
-    finally:
-        await connection.close()
 
 
 if __name__ == "__main__":

@@ -158,9 +158,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.ab or args.peer == "node":
         if args.url:
             parser.error("--url loads a server you started; --peer node and --ab start their own")
-        from perf.ab import node_peer_missing
+        from perf.ab import NODE_HTTP_PEER
+        from perf.servers import node_peer_missing
 
-        if (missing := node_peer_missing()) is not None:
+        if (missing := node_peer_missing(NODE_HTTP_PEER)) is not None:
             raise SystemExit(missing)
     scenarios = (args.scenarios or ("get,list,meta,put,post" if args.ab else "get,list,post,put")).split(",")
     if unknown := set(scenarios) - EXPECT.keys():
@@ -214,12 +215,13 @@ SERVER_COLUMNS = ["server_cpu", "server_us_per_req", "pg_us_per_req", "redis_us_
 
 
 def run_node(args: argparse.Namespace, scenarios: list[str]) -> None:
-    from perf.ab import BackendCpu, Server, prime_metadata, redis_pid, reseed, scratch_database
+    from perf.ab import BackendCpu, Server, prime_metadata, redis_pid, reseed
+    from perf.servers import scratch_database
 
     server_cpu, client_cpu = _cpus(args)
     rows, raw = [], {}
     with ExitStack() as stack:
-        database = stack.enter_context(scratch_database("node"))
+        database = stack.enter_context(scratch_database("nve_http_node", migrate=True))
         server = Server.node(database, server_cpu, args.redis_url)
         stack.callback(server.stop)
         if client_cpu is not None:
@@ -249,14 +251,15 @@ def _ratio(a: object, b: object) -> float | None:
 
 
 def run_ab(args: argparse.Namespace, scenarios: list[str]) -> None:
-    from perf.ab import BackendCpu, Server, data_directory, prime_metadata, redis_pid, reseed, scratch_database
+    from perf.ab import BackendCpu, Server, data_directory, prime_metadata, redis_pid, reseed
+    from perf.servers import scratch_database
 
     server_cpu, client_cpu = _cpus(args)
     rows: list[dict[str, object]] = []
     raw: dict[str, Results] = {}
     with ExitStack() as stack:
-        ours_db = stack.enter_context(scratch_database("ours"))
-        node_db = stack.enter_context(scratch_database("node"))
+        ours_db = stack.enter_context(scratch_database("nve_http_ours", migrate=True))
+        node_db = stack.enter_context(scratch_database("nve_http_node", migrate=True))
         data_dir = stack.enter_context(data_directory())
         ours = Server.ours(ours_db, server_cpu, args.redis_url, data_dir)
         stack.callback(ours.stop)

@@ -72,6 +72,7 @@ from perf.http_crud import EXPECT, request_factory, seed
 from perf.httpclient import Target, build_request, open_connection
 from perf.mixed import open_media_target, upload_clip
 from perf.proctree import TreeSample, listening_pid, sample_tree
+from perf.servers import PG_ADMIN
 from perf.stats import (
     CpuMeter,
     ProcessCpu,
@@ -84,7 +85,7 @@ from perf.stats import (
     summarize,
     write_json,
 )
-from perf.ws_bench import PG_ADMIN, Sink, add_target_args, connect_all, start_clients
+from perf.ws_bench import Sink, add_target_args, connect_all, start_clients
 from server.ws.client import WsClient
 
 CRUD_KINDS = ("get", "list", "put", "post", "delete")

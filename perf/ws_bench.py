@@ -58,11 +58,8 @@ import multiprocessing
 import os
 import re
 import shutil
-import signal
-import socket
 import statistics
 import struct
-import subprocess
 import sys
 import tempfile
 import time
@@ -79,6 +76,7 @@ from typing import Any
 import uvloop
 
 from perf.httpclient import Target
+from perf.servers import ServerProcess, dsn, free_port, node_peer_missing, scratch_database
 from perf.stats import (
     CpuMeter,
     add_output_args,
@@ -91,7 +89,6 @@ from perf.stats import (
     write_json,
 )
 
-PG_ADMIN = os.environ.get("NVE_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 SENT_AT = b'"sentAt":'
 MARK_SPAN = len(SENT_AT) - 1
 FINAL = re.compile(rb'"type"\s*:\s*"(?:complete|error)"')
@@ -323,12 +320,6 @@ async def probe(host: str, port: int, stop: asyncio.Event) -> list[float]:
 # -- the server under test ---------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -336,77 +327,40 @@ def _rss_kib(pid: int) -> int:
     raise RuntimeError("no VmRSS")
 
 
-async def _admin(statement: str) -> None:
-    import asyncpg
-
-    admin = await asyncpg.connect(PG_ADMIN)
-    try:
-        await admin.execute(statement)
-    finally:
-        await admin.close()
-
-
-class Server:
-    """A server under test in a child process, pinned to one CPU, up once its ``/healthz`` answers:
-    ``nve serve`` with the bench hook on (:meth:`nve`), or the Node peer (:meth:`node`)."""
-
-    def __init__(self, command: list[str], port: int, cpu: int | None, env: dict[str, str] | None = None) -> None:
-        """``command`` listens on 127.0.0.1:``port``; ``env`` is added to this process's environment."""
-        self.port = port
-        self.url = f"http://127.0.0.1:{self.port}"
-        if cpu is not None:
-            command = ["taskset", "-c", str(cpu), *command]
-        self.process = subprocess.Popen(command, env={**os.environ, **(env or {})})
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=1):
-                    break
-            except (urllib.error.URLError, OSError):
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    self.stop()
-                    raise RuntimeError("the server did not start") from None
-                time.sleep(0.1)
+class Server(ServerProcess):
+    """A server under test (perf/servers.py): ``nve serve`` with the bench hook on (:meth:`nve`), or
+    the Node peer (:meth:`node`)."""
 
     @classmethod
     def nve(cls, database: str, cpu: int | None, redis_url: str, data_dir: Path,
             script: Path | None = None, env: dict[str, str] | None = None) -> Server:
         """``nve serve`` on ``database``; ``env`` overrides its environment (e.g. ``NVE_WORKERS``, 0
         here: no media workers). ``script`` runs instead of ``python -m server.cli``."""
-        port = _free_port()
-        base, _, _ = PG_ADMIN.rpartition("/")
+        port = free_port()
         entry = [str(script)] if script is not None else ["-m", "server.cli"]
         command = [sys.executable, *entry, "--log-level", "WARNING", "serve", "--host", "127.0.0.1",
                    "--port", str(port), "--data-dir", str(data_dir), "--no-access-log"]
-        return cls(command, port, cpu, {"NVE_BENCH": "1", "DATABASE_URL": f"{base}/{database}",
-                                        "REDIS_URL": redis_url, "NVE_WORKERS": "0", **(env or {})})
+        return cls("nve", command, port, cpu, {"NVE_BENCH": "1", "DATABASE_URL": dsn(database),
+                                               "REDIS_URL": redis_url, "NVE_WORKERS": "0", **(env or {})})
 
     @classmethod
     def node(cls, cpu: int | None) -> Server:
-        """The journal's Node stack (``perf/peers/node-ws``, see :func:`node_peer_missing`)."""
-        port = _free_port()
-        return cls(["node", str(NODE_PEER / "server.js"), "--host", "127.0.0.1", "--port", str(port), "--quiet"],
-                   port, cpu)
+        """The journal's Node stack (``perf/peers/node-ws``, see :func:`perf.servers.node_peer_missing`)."""
+        port = free_port()
+        return cls("node", ["node", str(NODE_PEER / "server.js"), "--host", "127.0.0.1", "--port", str(port),
+                            "--quiet"], port, cpu)
 
     def bus_up(self) -> bool:
         """Whether this server is subscribed to the Redis bus (it subscribes in the background)."""
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=5) as response:
+        with urllib.request.urlopen(f"{self.url}/readyz", timeout=5) as response:
             return json.loads(response.read()).get("websocket", {}).get("bus") == "up"
 
     def broadcast(self, count: int, operation_id: str) -> None:
         body = json.dumps({"count": count, "operationId": operation_id}).encode()
-        request = urllib.request.Request(f"http://127.0.0.1:{self.port}/api/_bench/broadcast", data=body,
+        request = urllib.request.Request(f"{self.url}/api/_bench/broadcast", data=body,
                                          method="POST", headers={"content-type": "application/json"})
         with urllib.request.urlopen(request, timeout=10) as response:
             assert response.status == 202, response.status
-
-    def stop(self) -> None:
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
 
 
 # -- one round ---------------------------------------------------------------------------
@@ -481,14 +435,12 @@ def run_round(servers: list[Server], clients: int, count: int, processes: int,
 @contextmanager
 def scratch() -> Iterator[tuple[str, Path]]:
     """A throwaway database (created and dropped on ``PG_ADMIN``'s server) and data directory."""
-    database = f"nve_ws_bench_{uuid.uuid4().hex[:8]}"
-    asyncio.run(_admin(f'CREATE DATABASE "{database}"'))
-    data_dir = Path(tempfile.mkdtemp(prefix=database))
-    try:
-        yield database, data_dir
-    finally:
-        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
-        shutil.rmtree(data_dir, ignore_errors=True)
+    with scratch_database("nve_ws_bench") as database:
+        data_dir = Path(tempfile.mkdtemp(prefix=database))
+        try:
+            yield database, data_dir
+        finally:
+            shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def pin_cpus(server_cpu: int) -> tuple[int | None, list[int]]:
@@ -526,17 +478,6 @@ def open_target(stack: ExitStack, args: argparse.Namespace, env: dict[str, str] 
     return server.url, client_cpus
 
 
-def node_peer_missing() -> str | None:
-    """Why the Node peer cannot start (no ``node``, or its ``node_modules`` not installed), or None.
-    The harness never installs it itself: the message names the one command that does."""
-    if shutil.which("node") is None:
-        return "--peer node needs Node.js (v20 or later) on PATH: `node` was not found"
-    if not (NODE_PEER / "node_modules").is_dir():
-        return (f"--peer node: {NODE_PEER / 'node_modules'} is missing. Install it once (from the npm registry, "
-                f"the versions in package-lock.json) with:\n    npm ci --prefix {NODE_PEER}")
-    return None
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m perf.ws_bench", description=__doc__.split("\n")[0])
     parser.add_argument("--clients", default="100,1000,5000,10000", help="comma-separated N values")
@@ -559,7 +500,7 @@ def main(argv: list[str] | None = None) -> None:
     if "node" in peers:
         if node_counts != [1]:
             parser.error("--peer node runs one server (it has no cross-node bus): leave --nodes at 1")
-        if problem := node_peer_missing():
+        if problem := node_peer_missing(NODE_PEER):
             sys.exit(problem)
     server_cpu, client_cpus = pin_cpus(args.server_cpu)
     rows, raw = [], {}
