@@ -22,8 +22,9 @@ from typing import Any
 import av
 
 from core.media.derived import cache_path, is_fresh
+from core.media.keyframes import INDEX
 from core.media.output import atomic_output
-from core.media.probe import DESCRIPTION, describe, open_input, probe
+from core.media.probe import DESCRIPTION, describe, open_input, probe_indexed
 from core.storage import preview_url, video_url
 
 PREVIEW = "preview.mp4"
@@ -31,14 +32,15 @@ STREAM_WRITTEN = ("matroska",)
 """Demuxers whose files lack duration and cues when written as a stream."""
 
 
-def ingest(path: str | os.PathLike[str]) -> dict[str, Any]:
+def ingest(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Probe an upload (UnsupportedMedia / CorruptMedia when it is not usable), remux it
-    in place when its header has no duration, and return its description."""
-    info = probe(path)
+    in place when its header has no duration, and return its description and keyframe
+    index (core.media.keyframes; the caller stores both once the file has its name)."""
+    info, index = probe_indexed(path)
     if info["header_duration"] is None and info["format"].startswith(STREAM_WRITTEN):
         remux(path, "webm" if Path(path).suffix.lower() == ".webm" else "matroska")
-        info = probe(path)
-    return info
+        info, index = probe_indexed(path)
+    return info, index
 
 
 def remux(path: str | os.PathLike[str], format_name: str) -> None:
@@ -56,8 +58,8 @@ def remux(path: str | os.PathLike[str], format_name: str) -> None:
 
 
 def discard(path: str | os.PathLike[str]) -> None:
-    """Remove a stored upload and its description (an upload that could not be recorded)."""
-    for leftover in (Path(path), cache_path(path, DESCRIPTION)):
+    """Remove a stored upload, its description and keyframe index (an upload that could not be recorded)."""
+    for leftover in (Path(path), cache_path(path, DESCRIPTION), cache_path(path, INDEX)):
         leftover.unlink(missing_ok=True)
 
 

@@ -177,14 +177,24 @@ def browser_playable(format_name: str, codec: str, pix_fmt: str | None, audio_co
 
 
 def probe(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Describe a video file, or raise UnsupportedMedia / CorruptMedia saying why not.
+    """Describe a video file, or raise UnsupportedMedia / CorruptMedia saying why not: the
+    description :func:`probe_indexed` documents, without the keyframe index."""
+    return probe_indexed(path)[0]
+
+
+def probe_indexed(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Describe a video file, and index its keyframes from the same scan (core.media.keyframes).
+
+    The index is ``{"times": [keyframe presentation times, timeline s, sorted], "end":
+    timeline s where the video ends, "frames": video frame count}``. Raises UnsupportedMedia /
+    CorruptMedia saying why the file is not a usable video.
 
     A deep probe: every packet of the video and first audio stream is read (not decoded),
     because headers lie or are missing (a stream-written WebM has no duration, a broadcast
     TS clock starts hours in, a truncated MP4 keeps its index). Times are on the file's
     TIMELINE: 0 is the first presented video frame, whatever the container's clock.
 
-    Returns ``duration`` (s, the later of the video and audio ends), ``width``/``height``
+    The description has ``duration`` (s, the later of the video and audio ends), ``width``/``height``
     (stored), ``codec``, ``fps`` (average, float), ``bitrate`` (bit/s, None if unknown),
     ``audio_codec``, ``audio_channels``, ``audio_rate`` (None without audio), ``rotation``
     (display rotation, degrees counter-clockwise, 0/90/180/270), ``format`` (FFmpeg's demuxer
@@ -233,6 +243,8 @@ def probe(path: str | os.PathLike[str]) -> dict[str, Any]:
         sound = audio.codec_context if audio is not None and audio_offset is not None else None
         has_audio = sound is not None
         audio_codec = sound.name if sound is not None else None
+        index = {"times": [round(float(key * tick - origin), 6) for key in keys],
+                 "end": round(video_end, 6), "frames": len(frames)}
         return {
             "duration": round(duration, 6),
             "width": ctx.width,
@@ -261,7 +273,7 @@ def probe(path: str | os.PathLike[str]) -> dict[str, Any]:
             "vfr": bool(steps) and float((max(steps) - min(steps)) * tick) > VFR_JITTER,
             "header_duration": round(header, 6) if header is not None else None,
             "browser_playable": browser_playable(container.format.name, ctx.name, ctx.pix_fmt, audio_codec),
-        }
+        }, index
 
 
 DESCRIPTION = "probe.json"

@@ -34,6 +34,7 @@ from core.jobs.queue import JobQueue
 from core.kv.metadata_cache import MetadataCache
 from core.media.errors import MediaError
 from core.media.ingest import discard, ingest, ingest_operation_id, preview
+from core.media.keyframes import store_keyframe_index
 from core.media.pool import MediaPool
 from core.media.probe import store_description
 from core.webhooks.store import emit
@@ -54,7 +55,7 @@ class UploadStore:
         """Make ``temp`` ``owner``'s video (module docstring); ``{filename, url, metadata}``."""
         loop = asyncio.get_running_loop()
         try:
-            metadata = await self.pool.run(ingest, str(temp), timeout=INGEST_TIMEOUT)
+            metadata, keyframes = await self.pool.run(ingest, str(temp), timeout=INGEST_TIMEOUT)
         except MediaError as error:
             await loop.run_in_executor(None, _unlink, temp)
             raise type(error)(str(error).replace(temp.name, client_name or "The upload")) from None
@@ -66,6 +67,7 @@ class UploadStore:
         stored = self.media_dir / filename
         try:
             await loop.run_in_executor(None, store_description, stored, metadata)
+            await loop.run_in_executor(None, store_keyframe_index, stored, keyframes)
             if not metadata["browser_playable"]:
                 await self.request_preview(owner, filename)
             metadata = {**metadata, "preview": preview(stored, metadata)}

@@ -74,7 +74,8 @@ async def test_upload_in_pieces_becomes_a_video(client, media_dir: Path, clip: P
     status = (await client.get(url, headers=TUS)).json()
     assert status["complete"] and status["filename"] == name and status["metadata"]["width"] == 320
     assert await offset_of(client, url) == len(data)
-    assert [f for f in media_files(media_dir) if not f.startswith(".tus/")] == [f".cache/{name}.probe.json", name]
+    assert [f for f in media_files(media_dir) if not f.startswith(".tus/")] == [
+        f".cache/{name}.keyframes.json", f".cache/{name}.probe.json", name]
 
 
 async def test_creation_with_upload(client, media_dir: Path, clip: Path) -> None:

@@ -45,7 +45,8 @@ async def test_upload_stores_probes_and_serves(media_server, media_dir: Path, cl
     assert (meta["width"], meta["height"], meta["codec"]) == (320, 240, "h264")
     assert abs(meta["duration"] - 2.0) < 0.1
     assert (media_dir / name).read_bytes() == data
-    assert media_files(media_dir) == [f".cache/{name}.probe.json", name]  # the file and its description
+    # the file, its keyframe index and its description
+    assert media_files(media_dir) == [f".cache/{name}.keyframes.json", f".cache/{name}.probe.json", name]
     async with httpx.AsyncClient() as client:
         served = await client.get(f"http://127.0.0.1:{media_server.port}{body['url']}")
     assert served.content == data and served.headers["content-type"] == "video/mp4"
