@@ -204,6 +204,21 @@ RESPONSES: dict[str, Any] = {
             "createdAt": _TIME,
         },
     },
+    "RenderReport": {
+        "type": "object", "required": ["path", "reencodedFrames", "copiedFrames"],
+        "description": "How a process job rendered its output (docs/MEDIA.md, Smart and distributed rendering)",
+        "properties": {
+            "path": {"enum": ["smart", "full", "chunked"],
+                     "description": "smart: whole GOPs copied, only frames at cuts and fades re-encoded; full: "
+                                    "every frame re-encoded by one worker; chunked: every frame re-encoded, the "
+                                    "video split into GOP-aligned chunks rendered by any workers, then joined"},
+            "reencodedFrames": {"type": "integer", "minimum": 0, "description": "Video frames encoded"},
+            "copiedFrames": {"type": "integer", "minimum": 0,
+                             "description": "Video frames copied from the source as they were"},
+            "chunks": {"type": "integer", "minimum": 2, "description": "Chunks rendered (chunked)"},
+            "reason": {"type": "string", "description": "Why the smart path could not be taken (full, chunked)"},
+        },
+    },
     "Job": {
         "type": "object",
         "required": ["operationId", "operation", "status", "progress", "attempts", "maxAttempts",
@@ -214,7 +229,9 @@ RESPONSES: dict[str, Any] = {
             "progress": {"type": "number", "minimum": 0, "maximum": 100},
             "message": {"type": ["string", "null"]},
             "result": {"allOf": [_ref("OutputFile")],
-                       "description": "When done; trim adds cut {start, end}, split adds parts and cut {at}",
+                       "properties": {"render": _ref("RenderReport")},
+                       "description": "When done; trim adds cut {start, end}, split adds parts and cut {at}, "
+                                      "process adds render (how it was rendered)",
                        "additionalProperties": True},
             "error": {"type": "string", "description": "When failed or cancelled"},
             "attempts": {"type": "integer"}, "maxAttempts": {"type": "integer"},

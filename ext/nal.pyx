@@ -12,6 +12,9 @@ copied keyframe so a decoder switches back to the source's parameters.
   extradata is not avcC (e.g. Annex B extradata from an MPEG-TS source).
 - ``avcc_parameter_sets(extradata, length_size) -> bytes``: the record's SPS and PPS as
   length-prefixed NAL units, ready to prepend to a packet.
+- ``has_idr(data, length_size) -> bool``: whether a length-prefixed access unit holds an
+  IDR slice. A keyframe of an open-GOP stream is a plain I picture (a recovery point):
+  a splice that switches parameter sets must land on an IDR instead (core.media.smartrender).
 """
 
 from libc.string cimport memcpy
@@ -92,3 +95,20 @@ def avcc_parameter_sets(bytes extradata, int length_size) -> bytes:
             units.append(int(size).to_bytes(length_size, "big") + extradata[at:at + size])
             at += size
     return b"".join(units)
+
+
+def has_idr(const unsigned char[::1] data, int length_size) -> bool:
+    """Whether the length-prefixed access unit ``data`` holds an IDR slice (NAL type 5)."""
+    cdef Py_ssize_t n = data.shape[0], at = 0, size
+    cdef int i
+    while at + length_size < n:
+        size = 0
+        for i in range(length_size):
+            size = (size << 8) | data[at + i]
+        at += length_size
+        if size <= 0 or at + size > n:
+            return False
+        if (data[at] & 0x1F) == 5:
+            return True
+        at += size
+    return False

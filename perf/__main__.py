@@ -15,6 +15,8 @@ SCENARIOS = {  # name -> "module" (its main) or "module:function"
     "upload": "perf.upload_bench",
     "media": "perf.media_bench",
     "render": "perf.render_bench",
+    "smart-render": "perf.smart_bench",
+    "chunk-render": "perf.chunk_bench",
     "ingest": "perf.ingest_bench",
     "mixed": "perf.mixed",
     "soak": "perf.soak",

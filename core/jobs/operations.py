@@ -6,7 +6,14 @@ outputs are named from the operationId and the attempt (``trim-<hex>.mp4``, then
 ``trim-<hex>.r2.mp4`` for a second attempt, ...): unique, safe, and a worker that lost
 its lease can remove its own output without touching the next attempt's. Results have
 the contract's shape: ``{filename, url, duration}``, trim adds ``cut: {start, end}``,
-split adds ``parts`` (both parts; filename/url/duration are part one's) and ``cut: {at}``.
+split adds ``parts`` (both parts; filename/url/duration are part one's) and ``cut: {at}``,
+process adds ``render`` (which path the render took and what it re-encoded).
+
+A ``process`` job that is a full re-encode long enough to split (:func:`chunk_plan`) runs
+as a parent of ``render-chunk`` jobs (core/jobs/worker.py). Its pieces (the chunks' video
+files, its audio) are hidden files named ``.<parent id>.piece...``: attempts of the parent
+leave them for the next attempt to reuse (:func:`remove_outputs` skips them), and they are
+removed when the parent ends (:func:`remove_pieces`).
 """
 
 from __future__ import annotations
@@ -17,9 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import NotFound, ValidationError
+from core.media.chunks import Chunk, join, plan_chunks, render_audio, render_chunk
 from core.media.ingest import preview_path
+from core.media.process import choose, process
 from core.media.proxy import make_proxy
-from core.media.render import render
 from core.media.split import split
 from core.media.trim import MODES, trim
 from core.shapes import Enum, FileName, Named, Number, Obj, Prop, greater
@@ -33,6 +41,10 @@ OPERATIONS = ("trim", "split", "process")
 """What clients may ask for; the server also runs ``ingest`` jobs (a browser proxy per upload)."""
 OUTPUT_MAX = 100
 """Longest ``output`` label of a process request."""
+CHUNK = "render-chunk"
+"""The operation of a chunk of a parent ``process`` job (never asked for by a client)."""
+PIECE = ".piece"
+"""What follows a parent's operation id in the ids of its chunks and the names of its pieces."""
 
 
 def new_operation_id(operation: str) -> str:
@@ -123,6 +135,8 @@ def output_names(operation: str, operation_id: str, attempt: int, params: dict[s
     if operation == "ingest":
         return []
     base = operation_id if attempt <= 1 else f"{operation_id}.r{attempt}"
+    if operation == CHUNK:
+        return [f".{base}.mp4"]  # hidden: a piece of the parent's output, never served
     if "output" in params:
         base = f"{params['output']}-{base}"
     if operation == "split":
@@ -136,11 +150,74 @@ def remove_outputs(media_dir: Path, operation: str, operation_id: str, attempt: 
 
     Temporary outputs are hidden names that contain the output's stem (core.media.output),
     so the glob finds those of every attempt; only call this when no attempt is running.
+    A parent's pieces are not an attempt's: they stay for the next one (:func:`remove_pieces`).
     """
     for name in output_names(operation, operation_id, attempt, params):
         (media_dir / name).unlink(missing_ok=True)
+    pieces = operation_id + PIECE
     for leftover in media_dir.glob(f".*{operation_id}*"):
-        leftover.unlink(missing_ok=True)
+        if pieces not in leftover.name:
+            leftover.unlink(missing_ok=True)
+
+
+def remove_pieces(media_dir: Path, operation_id: str) -> None:
+    """Delete the pieces of a parent job (its chunks' files, its audio): it has ended."""
+    for piece in media_dir.glob(f".*{operation_id}{PIECE}*"):
+        piece.unlink(missing_ok=True)
+
+
+def chunk_id(parent_id: str, index: int) -> str:
+    """The operation id of chunk ``index`` of ``parent_id``: sorts in chunk order, and names
+    its files as pieces of the parent."""
+    return f"{parent_id}{PIECE}{index:04d}"
+
+
+def audio_name(parent_id: str) -> str:
+    """The parent's audio piece: one name for every attempt, so a later attempt reuses it."""
+    return f".{parent_id}{PIECE}-audio.m4a"
+
+
+def chunk_plan(media_dir: Path, params: dict[str, Any], chunk_seconds: float) -> list[dict[str, Any]]:
+    """The params of the chunks a ``process`` job is worth splitting into; [] to render it in one piece.
+
+    Only a full re-encode is split (a smart render copies most of its output, chunking it
+    would gain nothing), and only into two chunks or more (``chunk_seconds`` 0: never).
+    Blocking (reads the keyframe index): in the media thread.
+    """
+    if chunk_seconds <= 0:
+        return []
+    src = media_dir / params["filename"]
+    if choose(src, params["edits"]).path != "full":
+        return []
+    chunks = plan_chunks(src, params["edits"], chunk_seconds)
+    if len(chunks) < 2:
+        return []
+    return [{"filename": params["filename"], "edits": params["edits"], "chunk": chunk.to_params(),
+             "weight": chunk.frames} for chunk in chunks]
+
+
+def render_audio_piece(media_dir: Path, parent_id: str, params: dict[str, Any], progress: Progress,
+                       should_cancel: ShouldCancel) -> str | None:
+    """Render (or find, from an earlier attempt) the parent's audio; its file name, None without audio."""
+    name = audio_name(parent_id)
+    if (media_dir / name).exists():  # written atomically: it exists whole or not at all
+        return name
+    done = render_audio(media_dir / params["filename"], media_dir / name, params["edits"], progress, should_cancel)
+    return name if done is not None else None
+
+
+def join_pieces(media_dir: Path, operation_id: str, attempt: int, params: dict[str, Any],
+                chunk_results: list[dict[str, Any]], audio: str | None, progress: Progress,
+                should_cancel: ShouldCancel) -> dict[str, Any]:
+    """Join the chunks' files (in order) and the audio into the parent's output; its result."""
+    [name] = output_names("process", operation_id, attempt, params)
+    done = join(media_dir / name, [media_dir / result["file"] for result in chunk_results],
+                media_dir / audio if audio is not None else None, progress, should_cancel)
+    frames = sum(int(result["frames"]) for result in chunk_results)
+    reason = choose(media_dir / params["filename"], params["edits"]).reason  # why it was not smart
+    return {**_described(name, done["duration"]),
+            "render": {"path": "chunked", "chunks": len(chunk_results), "reencodedFrames": frames,
+                       "copiedFrames": 0, "reason": reason}}
 
 
 def _described(filename: str, duration: float) -> dict[str, Any]:
@@ -162,9 +239,13 @@ def run(operation: str, operation_id: str, attempt: int, params: dict[str, Any],
         parts = [_described(name, part["duration"]) for name, part in zip(names, done["parts"])]
         return {**parts[0], "parts": parts, "cut": done["cut"]}
     if operation == "process":
-        done = render(src, media_dir / names[0], params["edits"], progress, should_cancel,
-                      threads=codec_threads)
-        return _described(names[0], done["duration"])
+        done = process(src, media_dir / names[0], params["edits"], progress, should_cancel,
+                       threads=codec_threads)
+        return {**_described(names[0], done["duration"]), "render": done["render"]}
+    if operation == CHUNK:
+        done = render_chunk(src, media_dir / names[0], params["edits"], Chunk.from_params(params["chunk"]),
+                            progress, should_cancel, threads=codec_threads)
+        return {"file": names[0], "frames": done["frames"]}
     if operation == "ingest":
         done = make_proxy(src, preview_path(src), progress, should_cancel, threads=codec_threads)
         return {"filename": params["filename"], "url": preview_url(params["filename"]), "duration": done["duration"]}

@@ -19,6 +19,11 @@ Life of a job::
   are spent (a worker killed with SIGKILL never says goodbye).
 - Cancel: a queued job is cancelled at once; a running one gets ``cancel_requested`` and
   its worker stops cooperatively and records the cancellation.
+- Chunks (sql/006_render_chunks.sql): a job may have sub-jobs, rows with a ``parent_id``,
+  queued by its worker in one transaction (:meth:`add_chunks`) and claimed like any job (or
+  by the parent's worker, :meth:`claim` with ``parent_id``). Clients never see them: the
+  reads, the cancel and the NOTIFYed messages are the parent's; a parent that is cancelled
+  or ends without its result cancels its unfinished chunks (a trigger).
 
 The queue borrows connections through ``acquire`` (``Database.acquire`` on the server, a
 pool's ``acquire`` in a worker) and holds none between calls.
@@ -70,6 +75,8 @@ class Job:
     updated_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    parent_id: str | None = None
+    """The job this one is a chunk of (operation ``render-chunk``); None for the jobs clients see."""
 
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> Job:
@@ -77,7 +84,8 @@ class Job:
                    row["progress"], row["message"],
                    json.loads(row["result"]) if row["result"] is not None else None, row["error"],
                    row["attempts"], row["max_attempts"], row["lease_owner"], row["cancel_requested"],
-                   row["created_at"], row["updated_at"], row["started_at"], row["finished_at"])
+                   row["created_at"], row["updated_at"], row["started_at"], row["finished_at"],
+                   row["parent_id"])
 
     @property
     def finished(self) -> bool:
@@ -135,7 +143,7 @@ def _iso(moment: datetime | None) -> str | None:
 
 _FIELDS = ("operation_id", "owner", "operation", "params::text AS params", "status", "progress", "message",
            "result::text AS result", "error", "attempts", "max_attempts", "lease_owner", "cancel_requested",
-           "created_at", "updated_at", "started_at", "finished_at")
+           "created_at", "updated_at", "started_at", "finished_at", "parent_id")
 
 
 def _columns(prefix: str = "") -> str:
@@ -151,19 +159,43 @@ ON CONFLICT (idempotency_key) DO NOTHING
 RETURNING {_COLUMNS}"""
 
 _BY_KEY = f"SELECT {_COLUMNS} FROM jobs WHERE idempotency_key = $1"
-_BY_ID = f"SELECT {_COLUMNS} FROM jobs WHERE operation_id = $1 AND owner = $2"
-_ANY_OWNERS = f"SELECT {_COLUMNS} FROM jobs WHERE operation_id = $1"
-_CHANGED_SINCE = f"SELECT {_COLUMNS} FROM jobs WHERE updated_at >= $1 ORDER BY updated_at"
+# Clients see jobs without a parent only: a chunk is its parent's business (sql/006_render_chunks.sql).
+_BY_ID = f"SELECT {_COLUMNS} FROM jobs WHERE operation_id = $1 AND owner = $2 AND parent_id IS NULL"
+_ANY_OWNERS = f"SELECT {_COLUMNS} FROM jobs WHERE operation_id = $1 AND parent_id IS NULL"
+_CHANGED_SINCE = f"SELECT {_COLUMNS} FROM jobs WHERE updated_at >= $1 AND parent_id IS NULL ORDER BY updated_at"
 
-_CLAIM = f"""
+_CLAIM_TEMPLATE = """
 WITH next AS (
-  SELECT operation_id FROM jobs WHERE status = 'queued'
+  SELECT operation_id FROM jobs WHERE status = 'queued'{only}
   ORDER BY created_at, operation_id LIMIT 1 FOR UPDATE SKIP LOCKED)
 UPDATE jobs j SET status = 'running', attempts = j.attempts + 1, lease_owner = $1,
   lease_expires_at = now() + make_interval(secs => $2), started_at = coalesce(j.started_at, now()),
   message = 'Started', updated_at = now()
 FROM next WHERE j.operation_id = next.operation_id
-RETURNING {_columns("j.")}"""
+RETURNING {columns}"""
+_CLAIM = _CLAIM_TEMPLATE.format(only="", columns=_columns("j."))
+# A parent's worker claims its own job's chunks while it waits for them (any worker may too).
+_CLAIM_CHUNK = _CLAIM_TEMPLATE.format(only=" AND parent_id = $3", columns=_columns("j."))
+
+# Chunks are inserted by the parent's worker while it holds the parent's lease, all in one
+# statement; a later attempt of the parent finds them (ON CONFLICT: the ids are the parent's
+# and the chunk's index) and reuses those done. They take the parent's created_at, so workers
+# finish a render already under way before they start a job queued after it.
+_ADD_CHUNKS = """
+INSERT INTO jobs (operation_id, operation, params, max_attempts, message, owner, parent_id, created_at, updated_at)
+SELECT chunk.id, $3, chunk.params::jsonb, $4, 'Queued', p.owner, p.operation_id, p.created_at, now()
+FROM unnest($5::text[], $6::text[]) AS chunk(id, params), jobs p
+WHERE p.operation_id = $1 AND p.lease_owner = $2 AND p.status = 'running'
+ON CONFLICT (operation_id) DO NOTHING"""
+_CHUNKS = f"SELECT {_COLUMNS} FROM jobs WHERE parent_id = $1 ORDER BY operation_id"
+_STOP_CHUNKS = "SELECT nve_cancel_chunks($1)"
+# The chunk rows of parents that ended long ago (a parent's end is final, so nothing reads them
+# again but a person looking into what happened).
+_SWEEP_CHUNKS = """
+DELETE FROM jobs c USING jobs p
+WHERE c.parent_id = p.operation_id AND p.status IN ('done', 'failed', 'cancelled')
+  AND p.finished_at < now() - make_interval(secs => $1) AND c.status IN ('done', 'failed', 'cancelled')
+RETURNING c.parent_id"""
 
 _HEARTBEAT = """
 UPDATE jobs SET lease_expires_at = now() + make_interval(secs => $3)
@@ -202,7 +234,7 @@ UPDATE jobs SET cancel_requested = true,
   error = CASE WHEN status = 'queued' THEN '{CANCELLED_TEXT}' ELSE error END,
   finished_at = CASE WHEN status = 'queued' THEN now() ELSE finished_at END,
   updated_at = now()
-WHERE operation_id = $1 AND owner = $2 AND status IN ('queued', 'running')
+WHERE operation_id = $1 AND owner = $2 AND status IN ('queued', 'running') AND parent_id IS NULL
 RETURNING {_COLUMNS}"""
 
 _EXPIRED = f"""
@@ -273,10 +305,38 @@ class JobQueue:
 
     # -- the worker's side ------------------------------------------------------------------
 
-    async def claim(self, worker_id: str, lease_seconds: float) -> Job | None:
+    async def claim(self, worker_id: str, lease_seconds: float, parent_id: str | None = None) -> Job | None:
+        """Take the oldest queued job (of ``parent_id``'s chunks only, if given), counting the attempt."""
         async with self._acquire() as connection:
-            row = await connection.fetchrow(_CLAIM, worker_id, lease_seconds)
+            if parent_id is None:
+                row = await connection.fetchrow(_CLAIM, worker_id, lease_seconds)
+            else:
+                row = await connection.fetchrow(_CLAIM_CHUNK, worker_id, lease_seconds, parent_id)
         return Job.from_row(row) if row is not None else None
+
+    async def add_chunks(self, parent: Job, worker_id: str, operation: str,
+                         chunks: list[tuple[str, dict[str, Any]]]) -> list[Job]:
+        """Queue ``chunks`` (operation ids and params) of ``parent``, a job this worker runs,
+        in one transaction; returns every chunk of the parent (empty if the lease was lost)."""
+        ids = [operation_id for operation_id, _ in chunks]
+        params = [json.dumps(chunk_params) for _, chunk_params in chunks]
+        async with self._acquire() as connection, connection.transaction():
+            await connection.execute(_ADD_CHUNKS, parent.operation_id, worker_id, operation, self.max_attempts,
+                                     ids, params)
+            rows = await connection.fetch(_CHUNKS, parent.operation_id)
+        return [Job.from_row(row) for row in rows]
+
+    async def chunks(self, parent_id: str) -> list[Job]:
+        """The chunks of ``parent_id``, in order."""
+        async with self._acquire() as connection:
+            rows = await connection.fetch(_CHUNKS, parent_id)
+        return [Job.from_row(row) for row in rows]
+
+    async def stop_chunks(self, parent_id: str) -> int:
+        """Cancel the queued chunks of ``parent_id`` and ask the running ones to stop; how many."""
+        async with self._acquire() as connection:
+            touched: int = await connection.fetchval(_STOP_CHUNKS, parent_id)
+        return touched
 
     async def heartbeat(self, operation_id: str, worker_id: str, lease_seconds: float) -> bool | None:
         """Renew the lease; returns whether a cancel was requested, or None if the lease is lost."""
@@ -311,6 +371,20 @@ class JobQueue:
         async with self._acquire() as connection:
             status = await connection.execute(_HAND_BACK, operation_id, worker_id)
         return status == "UPDATE 1"
+
+    async def sweep_chunks(self, older_than: float, clean_up: Callable[[str], None]) -> list[str]:
+        """Delete the chunk rows of parents that ended more than ``older_than`` s ago.
+
+        ``clean_up(parent_id)`` removes what the parent left (its pieces) before the rows go,
+        in their transaction: pieces a parent's worker could not remove (a parent cancelled
+        while queued between two attempts has none to do it) are found this way. Returns
+        the parents swept.
+        """
+        async with self._acquire() as connection, connection.transaction():
+            parents = sorted({row["parent_id"] for row in await connection.fetch(_SWEEP_CHUNKS, older_than)})
+            for parent_id in parents:
+                clean_up(parent_id)
+        return parents
 
     async def reap(self, clean_up: Callable[[Job], None]) -> list[Job]:
         """Requeue (or fail, attempts spent; or cancel, if asked) every job whose lease expired.

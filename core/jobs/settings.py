@@ -32,6 +32,20 @@ class JobSettings:
     nice: int = 10
     """Added to the worker processes' niceness: media work yields the CPU to the server."""
     codec_threads: int = dataclasses.field(default_factory=default_codec_threads)
+    render_chunk_seconds: float = 30.0
+    """Output seconds per chunk of a full-re-encode ``process`` job spread over the workers
+    (core/jobs/worker.py); 0 never chunks. Chunks start at source keyframes, so each is this
+    long plus up to a GOP; a render shorter than two chunks runs in one piece.
+
+    Why 30 s: each chunk pays fixed costs the single render does not: a job row claimed and
+    polled, a decoder opened and sought, an encoder started (x264's lookahead refills, so a
+    chunk's first frames encode slower), the frame that closes it decoded from the next
+    chunk's keyframe, and a piece joined by stream copy (a few ms). Against 30 s of encoding
+    that is a few percent; and a ten-minute render still makes twenty chunks, enough for
+    every worker of a small cluster. Chunks of a few GOPs let the per-chunk costs dominate
+    and gain nothing once there are more chunks than free workers (docs/DEPLOYMENT.md,
+    "Distributed rendering": the measured overhead and the model for N machines).
+    """
 
     @property
     def heartbeat_interval(self) -> float:
@@ -41,7 +55,8 @@ class JobSettings:
             "max_attempts": ("NVE_JOB_MAX_ATTEMPTS", int),
             "progress_interval": ("NVE_JOB_PROGRESS_INTERVAL", float),
             "job_timeout": ("NVE_JOB_TIMEOUT", float),
-            "nice": ("NVE_WORKER_NICE", int), "codec_threads": ("NVE_CODEC_THREADS", int)}
+            "nice": ("NVE_WORKER_NICE", int), "codec_threads": ("NVE_CODEC_THREADS", int),
+            "render_chunk_seconds": ("NVE_RENDER_CHUNK_SECONDS", float)}
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> JobSettings:

@@ -14,12 +14,17 @@ core.media.gop.scan_gops over the region it cuts.
 from __future__ import annotations
 
 import bisect
+import logging
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from core.media.derived import cache_path, read_json, write_json
+from core.media.errors import MediaError
 from core.media.probe import probe_indexed
+
+log = logging.getLogger("nve.media")
 
 INDEX = "keyframes.json"
 
@@ -70,5 +75,8 @@ def keyframe_index(path: str | os.PathLike[str]) -> KeyframeIndex:
     data = read_json(path, INDEX)
     if data is None:
         _, data = probe_indexed(path)
-        store_keyframe_index(path, data)
+        try:
+            store_keyframe_index(path, data)
+        except (OSError, MediaError) as error:  # a cache: a render must not fail for want of keeping it
+            log.warning("the keyframe index of %s was not stored (%s)", Path(path).name, error)
     return KeyframeIndex.from_json(data)

@@ -3,14 +3,24 @@
 The kept stretches of the source are decoded once and pushed through a single FFmpeg
 filter graph (built by :func:`filter_graph` from a :class:`~core.media.editplan.RenderPlan`)::
 
-    video: buffer -> split -> trim+setpts (per range) -> concat -> transpose (rotated
-           source) -> setpts(speed) -> fps -> fade in/out -> scale to square pixels
-           (anamorphic source) -> scale/crop -> setsar=1 -> format=yuv420p -> buffersink
-    audio: abuffer -> asplit -> atrim+asetpts+aresample (per range) -> concat -> apad
+    video: buffer (kept frames only, placed: see below) -> transpose (rotated source)
+           -> fps -> fade in/out -> scale to square pixels (anamorphic source)
+           -> scale/crop -> setsar=1 -> format=yuv420p -> buffersink
+    audio: abuffer -> asplit -> atrim+asetpts+aresample+apad (per range) -> concat -> apad
            -> asetpts -> atempo... -> afade -> volume -> aformat -> abuffersink
 
+The video's ranges and speed are applied in Python (:class:`Placement`): each kept
+frame is given its output time (the ranges end to end, divided by the speed) in exact
+integer arithmetic, before the ``fps`` filter makes the rate constant. That is what
+lets one render be split among workers (core.media.chunks): a part that starts decoding
+at a keyframe places its frames exactly where the whole render does, so its ``fps`` picks
+the same frame for every output slot, and :class:`Part` keeps the slots of its window.
+A graph of trim+setpts+concat cannot: concat times each range from the frames it saw.
+
 The same description renders as an ``ffmpeg -filter_complex`` string
-(:func:`filter_complex`), so the benchmark compares like with like.
+(:func:`filter_complex`, ``placed=False``: the CLI has no Python to place frames, so
+its ranges are trim+setpts+concat, which puts each range's first frame at the range's
+output start, within a frame of the placement), so the benchmark compares like with like.
 
 Choices worth knowing:
 - One timeline (core.media.probe.Timeline): frames are rebased so that 0 is the first
@@ -22,7 +32,10 @@ Choices worth knowing:
   Per-range ``asetpts=PTS-STARTPTS`` would pull late audio to the range start instead.
 - The output is constant frame rate at the source's average rate (the ``fps`` filter): a
   2x speed drops every other frame instead of doubling the encode, and VFR sources are
-  made regular (frames duplicated or dropped, like ffmpeg's CFR mode).
+  made regular (frames duplicated or dropped, like ffmpeg's CFR mode). Output slot ``n``
+  shows the latest frame whose placed time rounds to ``n`` or earlier, and the output has
+  exactly :attr:`Placement.frames` slots: the last frame is held to the end of the kept
+  time (a last frame is pushed again at the end), whatever the source's last duration.
 - The picture is handled as SHOWN: a rotated source (display-matrix side data, as phones
   write) is turned upright first, as the ffmpeg CLI's autorotate does, and anamorphic
   pixels are resampled to square ones (the displayed size probe reports) unless the
@@ -39,7 +52,10 @@ Choices worth knowing:
 
 from __future__ import annotations
 
+import bisect
+import math
 import os
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -54,8 +70,9 @@ from core.media.decode import TolerantDecoder
 from core.media.editplan import RenderPlan, Scale, atempo_chain, build_plan
 from core.media.errors import CorruptMedia
 from core.media.gop import seek_before
+from core.media.keyframes import keyframe_index
 from core.media.output import atomic_output, open_output
-from core.media.probe import Timeline, described, media_duration, open_input, video_stream
+from core.media.probe import Timeline, described, media_duration, open_input, time_base, video_stream
 from ext.progress import Throttle
 from ext.remux import presented_at
 
@@ -108,7 +125,8 @@ class GraphSpec:
 
 
 def filter_graph(plan: RenderPlan, *, fps: Fraction, audio: bool, rotation: int = 0,
-                 shown: tuple[int, int] | None = None) -> GraphSpec:
+                 shown: tuple[int, int] | None = None, video: bool = True, placed: bool = False,
+                 start_time: float | None = None) -> GraphSpec:
     """The filter graph for ``plan``: sources labelled ``vin``/``ain``, sinks ``vout``/``aout``.
 
     ``rotation`` is the source's display rotation (degrees counter-clockwise, as probed);
@@ -116,12 +134,23 @@ def filter_graph(plan: RenderPlan, *, fps: Fraction, audio: bool, rotation: int 
     pixels are not square, None when they are. The sources' timestamps must be timeline
     times (0: the first presented video frame), as the plan's ranges are.
 
+    ``placed``: ``vin`` is fed only the kept frames, already at their output times
+    (:class:`Placement`, speed applied), so the video has no ranges of its own; each
+    audio range is then padded to its own length (no video in its concat to pad it to).
+    ``start_time``: where the ``fps`` filter's first slot is (output seconds; 0 makes it
+    slot 0 even when the first frame is placed a little later), None: the first frame
+    fed's slot (a later part of a chunked render). ``video=False`` leaves the video out.
+
     ``vin``/``ain``/``vout``/``aout`` are placeholders the caller binds (buffers and sinks in
     PyAV, stream specifiers on the CLI); every other node is a real filter.
     """
     spec = GraphSpec()
     count = len(plan.ranges)
-    kinds = [("v", "", "vin", video_range)] + ([("a", "a", "ain", audio_range)] if audio else [])
+    kinds: list[tuple[str, str, str, Callable[[float, float], Filters]]] = []
+    if video and not placed:
+        kinds.append(("v", "", "vin", video_range))
+    if audio:
+        kinds.append(("a", "a", "ain", lambda start, end: audio_range(start, end, pad=placed)))
     segments: dict[str, list[tuple[str, int]]] = {}
     for kind, a, source, kept in kinds:
         if count > 1:
@@ -132,21 +161,21 @@ def filter_graph(plan: RenderPlan, *, fps: Fraction, audio: bool, rotation: int 
             heads = [(source, 0)]
         segments[kind] = [spec.chain(head, kept(start, end), f"{kind}r{index}_")
                           for index, (head, (start, end)) in enumerate(zip(heads, plan.ranges))]
-    if count > 1:
-        spec.nodes.append(FilterNode("concat", "concat", f"n={count}:v=1:a={int(audio)}"))
+    if count > 1 and kinds:
+        spec.nodes.append(FilterNode("concat", "concat", f"n={count}:v={int('v' in segments)}:a={int(audio)}"))
         for index in range(count):
             for pad, (kind, *_) in enumerate(kinds):
                 src, src_pad = segments[kind][index]
                 spec.links.append((src, src_pad, "concat", index * len(kinds) + pad))
-        video_head, audio_head = ("concat", 0), ("concat", 1)
+        joined = {kind: ("concat", pad) for pad, (kind, *_) in enumerate(kinds)}
     else:
-        video_head = segments["v"][0]
-        audio_head = segments["a"][0] if audio else ("", 0)
+        joined = {kind: heads[0] for kind, heads in segments.items()}
 
-    video = upright(rotation) + video_effects(plan, fps, shown)
-    spec.links.append((*spec.chain(video_head, video, "vpost"), "vout", 0))
+    if video:
+        effects = upright(rotation) + video_effects(plan, fps, shown, placed=placed, start_time=start_time)
+        spec.links.append((*spec.chain(joined.get("v", ("vin", 0)), effects, "vpost"), "vout", 0))
     if audio:
-        spec.links.append((*spec.chain(audio_head, audio_effects(plan), "apost"), "aout", 0))
+        spec.links.append((*spec.chain(joined["a"], audio_effects(plan), "apost"), "aout", 0))
     return spec
 
 
@@ -155,17 +184,23 @@ def video_range(start: float, end: float) -> Filters:
     return [("trim", f"start={start!r}:end={end!r}"), ("setpts", "PTS-STARTPTS")]
 
 
-def audio_range(start: float, end: float) -> Filters:
+def audio_range(start: float, end: float, *, pad: bool = False) -> Filters:
     """The audio of [start, end) (timeline s) at its own time in the range, silence before it.
 
     Shifted by the range's start, not by its first sample's, so audio that starts late
     stays late, and ``aresample``'s ``first_pts=0`` fills the stretch before the first
     sample with silence (``async=1``: and any gap inside). The stretch after the last
-    sample is filled by ``concat`` (it pads each range's audio to its video) and, for the
-    last range, by :func:`audio_effects`.
+    sample is filled by ``concat`` when video shares it (it pads each range's audio to its
+    video), else by ``apad`` to the range's length (``pad``), and for the last range by
+    :func:`audio_effects`.
     """
-    return [("atrim", f"start={start!r}:end={end!r}"), ("asetpts", f"PTS-{start!r}/TB"),
-            ("aresample", "async=1:first_pts=0")]
+    filters: Filters = [("atrim", f"start={start!r}:end={end!r}"), ("asetpts", f"PTS-{start!r}/TB"),
+                        ("aresample", "async=1:first_pts=0")]
+    if pad:
+        # Numbered afresh, as in audio_effects: the silence apad makes for a range with no
+        # audio at all (before a late audio stream starts) has no timestamps of its own.
+        filters += [("apad", f"whole_dur={end - start!r}"), ("asetpts", "N/SR/TB")]
+    return filters
 
 
 def upright(rotation: int) -> Filters:
@@ -175,12 +210,14 @@ def upright(rotation: int) -> Filters:
     return turns.get(rotation % 360, [])
 
 
-def video_effects(plan: RenderPlan, fps: Fraction, shown: tuple[int, int] | None = None) -> Filters:
-    """The video filters applied after the ranges are joined, in order: speed, rate, fades, geometry."""
+def video_effects(plan: RenderPlan, fps: Fraction, shown: tuple[int, int] | None = None, *,
+                  placed: bool = False, start_time: float | None = None) -> Filters:
+    """The video filters applied after the ranges are joined, in order: speed (unless the
+    frames come ``placed``), rate (from ``start_time``, see :func:`filter_graph`), fades, geometry."""
     video: Filters = []
-    if plan.speed != 1:
+    if plan.speed != 1 and not placed:
         video.append(("setpts", f"PTS/{plan.speed!r}"))
-    video.append(("fps", str(fps)))
+    video.append(("fps", str(fps) if start_time is None else f"{fps}:start_time={start_time!r}"))
     video += [("fade", args) for args in _fades(plan)]
     video += geometry(plan, shown)
     video.append(("format", "pix_fmts=yuv420p"))
@@ -258,18 +295,167 @@ def filter_complex(spec: GraphSpec) -> str:
     return ";".join(parts)
 
 
-class _Feed:
-    """One source stream: its tolerant decoder feeding its buffer source, in timeline time."""
+MICROSECOND = Fraction(1, 1_000_000)
+"""The time base of the placed video frames: fine enough for any source's ticks divided by a speed."""
+HALF = Fraction(1, 2)
 
-    def __init__(self, stream: Any, buffer: Any, timeline: Timeline, name: str) -> None:
+
+def output_rate(video: Any) -> Fraction:
+    """The output's constant frame rate: the source's average rate (25 when it gives none)."""
+    return Fraction(video.average_rate or video.guessed_rate or 25).limit_denominator(1001)
+
+
+class Placement:
+    """Where the render shows each kept source frame: its output time and output slot.
+
+    The kept ranges are placed end to end in the source's own ticks (range bounds rounded
+    to ticks once, offsets summed as integers), divided by the speed and rounded to
+    :data:`MICROSECOND` s; output slot ``n`` (at ``n / fps``) is where the ``fps`` filter
+    puts a frame placed at ``t``: ``n = round(t * fps)``, halves up, as its rescaling
+    rounds. Every part of a chunked render computes the same numbers from the same plan,
+    which is what makes the parts join without a gap or an overlap.
+
+    ``frames`` is the output's frame count: the slots before the end of the kept time
+    (at least one).
+    """
+
+    def __init__(self, plan: RenderPlan, tick: Fraction, fps: Fraction) -> None:
+        self.tick = tick
+        self.fps = fps
+        self.scale = tick / Fraction(plan.speed) / MICROSECOND
+        self.starts = [self.ticks(start) for start, _ in plan.ranges]
+        self.ends = [self.ticks(end) for _, end in plan.ranges]
+        self.offsets = [0]
+        for start, end in zip(self.starts, self.ends):
+            self.offsets.append(self.offsets[-1] + end - start)
+        self.end = self.time(self.offsets.pop())
+        """Output time (us) where the kept time ends."""
+        # At least one frame: an output shorter than half a frame still shows its picture.
+        self.frames = max(1, self.slot(self.end))
+
+    def ticks(self, seconds: float) -> int:
+        """Timeline ``seconds`` in ticks of the source's video (0: its first presented frame)."""
+        return math.floor(Fraction(seconds) / self.tick + HALF)
+
+    def time(self, kept: int) -> int:
+        """Output time (us) of ``kept`` ticks of kept source time."""
+        return math.floor(kept * self.scale + HALF)
+
+    def place(self, pts: int) -> int | None:
+        """Output time (us) of the frame at ``pts`` (timeline ticks), None when it is not kept."""
+        index = bisect.bisect_right(self.starts, pts) - 1
+        if index < 0 or pts >= self.ends[index]:
+            return None
+        return self.time(pts - self.starts[index] + self.offsets[index])
+
+    def slot(self, time: int) -> int:
+        """The output slot (frame number) a frame placed at ``time`` (us) lands in."""
+        return math.floor(time * MICROSECOND * self.fps + HALF)
+
+    def first_slot(self, seconds: float) -> int:
+        """The first output slot that shows the kept frame at timeline ``seconds`` (or a later one)."""
+        time = self.place(self.ticks(seconds))
+        if time is None:
+            raise ValueError(f"{seconds} s is not in a kept range")
+        return self.slot(time)
+
+
+@dataclass(frozen=True)
+class Part:
+    """What one render writes: ``video`` and/or ``audio``, and which output frames.
+
+    The video part starts at the source keyframe at timeline ``start`` (None: the output's
+    start) and ends where the part starting at the keyframe ``stop`` begins (None: the
+    output's end). Its frames are the output slots ``[first_slot(start), first_slot(stop))``
+    of :class:`Placement`: decoding starts at ``start`` (a keyframe: nothing before it is
+    needed) and stops once the frame at ``stop`` is decoded (it closes the last slot).
+    """
+
+    video: bool = True
+    audio: bool = True
+    start: float | None = None
+    stop: float | None = None
+
+    def window(self, placement: Placement) -> tuple[int, int]:
+        """The output slots ``[first, end)`` this part renders."""
+        first = 0 if self.start is None else placement.first_slot(self.start)
+        end = placement.frames if self.stop is None else placement.first_slot(self.stop)
+        return first, end
+
+    def spans(self, spans: list[tuple[float, float]], tick: Fraction) -> list[tuple[float, float]]:
+        """``spans`` (timeline s, to decode) cut to this part's source window."""
+        low = -math.inf if self.start is None else self.start
+        # Past ``stop`` (a tick, and a millisecond for the rounding of timeline seconds):
+        # the frame there must be decoded, so its packet must not count as past the span.
+        high = math.inf if self.stop is None else self.stop + float(tick) + 1e-3
+        return [(max(start, low), min(end, high)) for start, end in spans if end > low and start < high]
+
+
+WHOLE = Part()
+
+PART_KEY = "comment"
+"""The MP4 metadata tag in which a part's file names the output frames it holds."""
+
+
+def part_label(first: int, end: int) -> str:
+    """The :data:`PART_KEY` text of a part holding the output frames ``[first, end)``."""
+    return f"output frames {first}-{end}"
+
+
+def parse_part_label(text: str | None) -> tuple[int, int] | None:
+    """``(first, end)`` from a :func:`part_label` text; None for any other text."""
+    match = re.fullmatch(r"output frames (\d+)-(\d+)", text or "")
+    return (int(match[1]), int(match[2])) if match else None
+
+
+class _Picker:
+    """The video frames one part pushes into the graph, and their placed times (us).
+
+    Only kept frames of the part's source window ``[low, high]`` (timeline ticks) go in;
+    the last part pushes its last frame once more at the end of the kept time, so the
+    ``fps`` filter fills every slot to the output's end (see :class:`Placement`).
+    """
+
+    def __init__(self, placement: Placement, part: Part) -> None:
+        self.placement = placement
+        self.low = -math.inf if part.start is None else placement.ticks(part.start)
+        self.high = math.inf if part.stop is None else placement.ticks(part.stop)
+        self.last_part = part.stop is None
+
+    def pick(self, pts: int) -> int | None:
+        if not self.low <= pts <= self.high:
+            return None
+        return self.placement.place(pts)
+
+    def tail(self, last: int) -> int | None:
+        """Where to push the last frame again (us), after one pushed at ``last``; None: no need.
+
+        At the end of the kept time, whose slot is the first past the output, or at the
+        end of the output's last slot when that is later (an output shorter than a frame).
+        """
+        if not self.last_part:
+            return None
+        past = math.ceil(Fraction(self.placement.frames) / self.placement.fps / MICROSECOND)
+        return max(last + 1, self.placement.end, past)
+
+
+class _Feed:
+    """One source stream: its tolerant decoder feeding its buffer source, in timeline time
+    (video: placed by a :class:`_Picker`, in :data:`MICROSECOND` s)."""
+
+    def __init__(self, stream: Any, buffer: Any, timeline: Timeline, name: str,
+                 picker: _Picker | None = None) -> None:
         self.stream = stream
         self.decoder = TolerantDecoder(stream, name)
         self.buffer = buffer
         self.offset = timeline.ticks(0.0, stream)
         self.video = stream.type == "video"
+        self.picker = picker
         self.open = True
         self.decoded = 0
-        self.last: int | None = None  # pts of the last frame pushed
+        self.last: int | None = None  # pts of the last frame decoded and not older than the one before
+        self.held: Any = None  # the last frame pushed, and its placed time (us)
+        self.held_at = 0
 
     def passed(self, packet: av.Packet[Any], end: int) -> bool:
         """Whether ``packet`` and all later ones of this stream start at or after ``end`` (ticks).
@@ -299,6 +485,15 @@ class _Feed:
             return
         self.last = frame.pts
         frame.pts -= self.offset
+        if self.picker is not None:
+            placed = self.picker.pick(frame.pts)
+            if placed is None:
+                return
+            frame.pts, frame.time_base = placed, MICROSECOND
+            self.held, self.held_at = frame, placed
+        self._push(frame)
+
+    def _push(self, frame: Any) -> None:
         try:
             self.buffer.push(frame)
         except av.error.EOFError:  # every range of this stream is complete: the graph wants no more
@@ -306,6 +501,12 @@ class _Feed:
 
     def close(self) -> None:
         """Signal the end of this stream to the graph (once)."""
+        if self.open and self.picker is not None and self.held is not None:
+            tail = self.picker.tail(self.held_at)
+            if tail is not None:
+                self.held.pts = tail
+                self._push(self.held)
+        self.held = None
         if self.open:
             self.open = False
             try:
@@ -315,20 +516,36 @@ class _Feed:
 
 
 class _Sinks:
-    """The graph's sinks drained into the output's encoders, with progress on the video."""
+    """The graph's sinks drained into the output's encoders, with progress on the video
+    (on the audio when there is no video).
 
-    def __init__(self, output: Any, pairs: list[tuple[Any, Any]], throttle: Throttle) -> None:
+    The video sink's frames are output slots (time base 1/fps): those of ``window``
+    (``[first, end)``) are encoded, renumbered from 0; ``frames`` counts them.
+    """
+
+    def __init__(self, output: Any, pairs: list[tuple[Any, Any]], throttle: Throttle,
+                 video: Any, window: tuple[int, int], fps: Fraction) -> None:
         self.output = output
         self.pairs = pairs
-        self.video = pairs[0][1]
+        self.video = video
         self.throttle = throttle
+        self.first, self.end = window
+        self.fps = fps
+        self.frames = 0
 
     def pump(self) -> None:
         """Encode and mux every frame the graph has ready."""
         for sink, stream in self.pairs:
             for frame in _drain(sink):
                 if stream is self.video:
+                    slot = math.floor(frame.pts * frame.time_base * self.fps + HALF)
+                    if not self.first <= slot < self.end:
+                        continue
+                    frame.pts, frame.time_base = slot - self.first, 1 / self.fps
                     frame.pict_type = PictureType.NONE
+                    self.frames += 1
+                    self.throttle.update(float(frame.pts / self.fps))
+                elif self.video is None:
                     self.throttle.update(float(frame.pts * frame.time_base))
                 _rescale(frame, stream.codec_context.time_base)
                 self.output.mux(stream.encode(frame))
@@ -369,10 +586,11 @@ class _Reader:
                 return
             yield packet
 
-    def read(self, spans: list[tuple[float, float]], gap: float) -> None:
+    def read(self, spans: list[tuple[float, float]], gap: float, *, seek_first: bool = False) -> None:
         """Feed every span (timeline s), seeking to those that start more than ``gap`` past
-        where decoding is (between spans always: ``gap`` is what separates them)."""
-        previous = 0.0
+        where decoding is (between spans always: ``gap`` is what separates them), and to
+        the first one when ``seek_first`` (a later part of a chunked render starts at its keyframe)."""
+        previous = -math.inf if seek_first else 0.0
         for start, end in spans:
             if start > previous + gap:
                 self._seek(start)
@@ -424,6 +642,9 @@ def _rescale(frame: Any, time_base: Fraction) -> None:
         frame.time_base = time_base
 
 
+PRESET = "veryfast"
+
+
 @dataclass(frozen=True)
 class Encoding:
     """How the output is encoded: x264 ``preset``, codec ``threads``, and at most
@@ -436,70 +657,119 @@ class Encoding:
 
 def render(src: str | os.PathLike[str], dst: str | os.PathLike[str], edits: list[dict[str, Any]],
            progress: Progress | None = None, should_cancel: Callable[[], bool] | None = None, *,
-           preset: str = "veryfast", threads: int | None = None,
+           preset: str = PRESET, threads: int | None = None,
            keyframe_interval: float | None = None) -> dict[str, Any]:
     """Render ``edits`` of ``src`` into ``dst`` (H.264/AAC MP4, faststart).
 
     Returns ``{"duration"}`` (s, probed from the output), ``"width"``/``"height"`` (the
-    output's) and ``"decoded_frames"`` (video frames decoded: what the render cost).
+    output's), ``"frames"`` (video frames encoded) and ``"decoded_frames"`` (video frames
+    decoded: what the render cost).
     ``keyframe_interval`` (s) bounds the distance between keyframes (a scrubbing proxy).
 
     Raises :class:`InvalidRequest` when the edits do not fit the source, :class:`UnsupportedMedia`
     without a video stream, :class:`CorruptMedia` when the source cannot be decoded to the end,
     :class:`Cancelled` when ``should_cancel()`` turns true. ``dst`` exists only on success.
     """
+    return render_part(src, dst, edits, WHOLE, progress, should_cancel,
+                       Encoding(preset, threads or default_threads(), keyframe_interval))
+
+
+def render_part(src: str | os.PathLike[str], dst: str | os.PathLike[str], edits: list[dict[str, Any]],
+                part: Part, progress: Progress | None, should_cancel: Callable[[], bool] | None,
+                encoding: Encoding) -> dict[str, Any]:
+    """Render ``part`` of the output of ``edits`` into ``dst`` (MP4, faststart, atomic);
+    the one code path of :func:`render` and of every piece of a chunked render.
+
+    Returns as :func:`render` does (``frames`` 0 without video; ``width``/``height`` the
+    video's even without it). Audio is left out of a part without ``audio`` and of a
+    source without audio: asking for nothing else then is the caller's mistake.
+    """
     info = described(src)
-    encoding = Encoding(preset, threads or default_threads(), keyframe_interval)
     with atomic_output(dst) as tmp:
         with open_input(src) as source:
-            plan, decoded, throttle = _encode(source, tmp, edits, info, progress, should_cancel, encoding)
+            plan, decoded, frames, throttle = _encode(source, tmp, edits, info, part, progress, should_cancel,
+                                                      encoding)
         if progress is not None:
             progress(MUX_SHARE, "Finalizing")
         duration = media_duration(tmp)
     throttle.finish()
-    return {"duration": duration, "width": plan.width, "height": plan.height, "decoded_frames": decoded}
+    return {"duration": duration, "width": plan.width, "height": plan.height, "frames": frames,
+            "decoded_frames": decoded}
 
 
-def _encode(source: Any, tmp: Path, edits: list[dict[str, Any]], info: dict[str, Any], progress: Progress | None,
-            should_cancel: Callable[[], bool] | None, encoding: Encoding) -> tuple[RenderPlan, int, Throttle]:
-    """Decode ``source``, filter and encode into ``tmp``; return the plan, the video frames
-    decoded and the progress throttle."""
+def _encode(source: Any, tmp: Path, edits: list[dict[str, Any]], info: dict[str, Any], part: Part,
+            progress: Progress | None, should_cancel: Callable[[], bool] | None,
+            encoding: Encoding) -> tuple[RenderPlan, int, int, Throttle]:
+    """Decode ``source``, filter and encode ``part`` into ``tmp``; return the plan, the video
+    frames decoded and encoded, and the progress throttle."""
     name = Path(source.name).name
     vin = video_stream(source, name)
-    ain = source.streams.audio[0] if info["has_audio"] else None
+    ain = source.streams.audio[0] if info["has_audio"] and part.audio else None
+    if not part.video and ain is None:
+        raise ValueError("A render part with neither video nor audio")
     vin.codec_context.thread_count = encoding.threads
     plan = build_plan(edits, duration=float(info["duration"]), width=info["display_width"],
                       height=info["display_height"])
-    fps = Fraction(vin.average_rate or vin.guessed_rate or 25).limit_denominator(1001)
+    fps = output_rate(vin)
+    placement = Placement(plan, time_base(vin), fps)
+    first, end = part.window(placement)
     shown = (info["display_width"], info["display_height"]) if info["sample_aspect"] != "1:1" else None
-    spec = filter_graph(plan, fps=fps, audio=ain is not None, rotation=info["rotation"], shown=shown)
-    graph, contexts = _build(spec, vin, ain, encoding.threads)
+    spec = filter_graph(plan, fps=fps, audio=ain is not None, rotation=info["rotation"], shown=shown,
+                        video=part.video, placed=True, start_time=0.0 if part.start is None else None)
+    graph, contexts = _build(spec, vin if part.video else None, ain, encoding.threads)
     timeline = Timeline.of(info)
 
     with open_output(tmp) as output:
-        pairs = [(contexts["vout"], _video_encoder(output, plan, fps, encoding))]
+        pairs = []
+        video_out = None
+        if part.video:
+            if part != WHOLE:
+                output.metadata[PART_KEY] = part_label(first, end)
+            video_out = _video_encoder(output, plan, fps, encoding)
+            pairs.append((contexts["vout"], video_out))
         if ain is not None:
             graph.set_audio_frame_size(AAC_FRAME_SIZE)
             pairs.append((contexts["aout"], _audio_encoder(output, ain)))
         # Scaled so encoding reports up to ENCODE_SHARE; flush, mux and rename own the rest.
-        throttle = Throttle(plan.duration / ENCODE_SHARE, progress, should_cancel)
-        sinks = _Sinks(output, pairs, throttle)
-        feeds = {stream.index: _Feed(stream, contexts[label], timeline, name)
-                 for stream, label in ((vin, "vin"), (ain, "ain")) if stream is not None}
+        total = float((end - first) / fps) if part.video else plan.duration
+        throttle = Throttle(total / ENCODE_SHARE, progress, should_cancel)
+        sinks = _Sinks(output, pairs, throttle, video_out, (first, end), fps)
+        feeds: dict[int, _Feed] = {}
+        if part.video:
+            feeds[vin.index] = _Feed(vin, contexts["vin"], timeline, name, _Picker(placement, part))
+        if ain is not None:
+            feeds[ain.index] = _Feed(ain, contexts["ain"], timeline, name)
         reader = _Reader(source, feeds, vin, timeline, throttle, sinks)
         gap = max(SEEK_GAP, float(info["keyframe_interval"]))
-        reader.read(plan.spans(gap), gap)
+        spans = part.spans(plan.spans(gap), placement.tick)
+        reader.read(spans, gap, seek_first=part.start is not None)
         for feed in feeds.values():
             feed.close()
         sinks.pump()
-        if feeds[vin.index].decoded == 0:
+        decoded = feeds[vin.index].decoded if part.video else 0
+        if part.video and decoded == 0:
             raise CorruptMedia("No video frame of the source could be decoded")
-        wanted = plan.ranges[-1][1]
-        if reader.reached < wanted - SHORTFALL_TOLERANCE:
-            raise CorruptMedia(f"The source ended early: its data stops at {max(reader.reached, 0.0):.2f} s "
-                               f"of the {wanted:.2f} s to render") from reader.error
+        _check_reached(reader, spans[-1][1], part, info["has_audio"] and ain is None, source.name)
+        if part.video and sinks.frames != end - first:
+            raise CorruptMedia(f"The source's video yielded {sinks.frames} of the {end - first} frames to render")
         sinks.flush()
-    return plan, feeds[vin.index].decoded, throttle
+    return plan, decoded, sinks.frames, throttle
+
+
+def _check_reached(reader: _Reader, wanted: float, part: Part, audio_left_out: bool, path: str) -> None:
+    """Raise CorruptMedia when the source's data stopped short of ``wanted`` (timeline s).
+
+    A part without the audio stream judges by the video's end (the keyframe index knows
+    it): the audio may run longer. An audio-only part is not judged: the video parts of
+    the same render read the same stretches and judge them.
+    """
+    if not part.video:
+        return
+    if audio_left_out and part.stop is None:
+        wanted = min(wanted, keyframe_index(path).end)
+    if reader.reached < wanted - SHORTFALL_TOLERANCE:
+        raise CorruptMedia(f"The source ended early: its data stops at {max(reader.reached, 0.0):.2f} s "
+                           f"of the {wanted:.2f} s to render") from reader.error
 
 
 def _video_encoder(output: Any, plan: RenderPlan, fps: Fraction, encoding: Encoding) -> Any:
@@ -527,15 +797,16 @@ def _audio_encoder(output: Any, ain: Any) -> Any:
 
 
 def _build(spec: GraphSpec, vin: Any, ain: Any, threads: int) -> tuple[av.filter.Graph, dict[str, Any]]:
-    """The configured PyAV graph for ``spec``, fed by buffers shaped like the decoders' output."""
+    """The configured PyAV graph for ``spec``, fed by buffers shaped like the decoders' output
+    (the video's timestamps are placed times, in :data:`MICROSECOND` s)."""
     graph = av.filter.Graph()
     graph.threads = threads
-    video = vin.codec_context
-    contexts: dict[str, Any] = {
-        "vin": graph.add_buffer(width=video.width, height=video.height, format=video.pix_fmt or "yuv420p",
-                                time_base=vin.time_base),
-        "vout": graph.add("buffersink"),
-    }
+    contexts: dict[str, Any] = {}
+    if vin is not None:
+        video = vin.codec_context
+        contexts["vin"] = graph.add_buffer(width=video.width, height=video.height,
+                                           format=video.pix_fmt or "yuv420p", time_base=MICROSECOND)
+        contexts["vout"] = graph.add("buffersink")
     if ain is not None:
         audio = ain.codec_context
         contexts["ain"] = graph.add_abuffer(sample_rate=audio.sample_rate, format=audio.format.name,

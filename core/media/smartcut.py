@@ -5,15 +5,16 @@ Plan for [start, end) of an H.264 video in an MP4-style (avcC) track::
     source   K0 ... start ... K1 ======= whole GOPs ======= K2 ... end
     output        [ head: re-encoded ][ middle: packets copied ][ tail: re-encoded ]
 
-K1 is the first keyframe at or after the first frame kept, K2 the last keyframe before
-``end``. The edges are encoded by libx264 without B-frames into the source's track: its
+K1 is the first IDR keyframe at or after the first frame kept, K2 the last IDR keyframe
+before ``end`` (an open GOP's keyframes that are no IDR are copied through, never spliced
+at: see :func:`scan_coded`). The edges are encoded by libx264 without B-frames into the source's track: its
 Annex B output is rewritten to length-prefixed NAL units carrying its own SPS/PPS
 in-band, and the source's SPS/PPS are put back in-band on K1 (ext.nal). Head packets get
 their decode times pulled back by the middle's reorder delay so decode times stay
 increasing across the splice. Audio is decoded, cut to the sample and re-encoded (AAC).
 
 Anything else (another codec, Annex B extradata, another pixel format, fewer than two
-keyframes inside the range) takes the full re-encode of the range. Either way the
+IDR keyframes inside the range) takes the full re-encode of the range. Either way the
 output starts at the first frame at or after ``start`` (output time 0) and ends with the
 last frame before ``end``: within one frame of ``end - start``.
 """
@@ -38,7 +39,7 @@ from core.media.errors import CorruptMedia, InvalidRequest, MediaError
 from core.media.gop import GopMap, check_delivered, scan_gops, seek_before
 from core.media.output import open_output
 from core.media.probe import Timeline, open_input, time_base
-from ext.nal import annexb_to_length_prefixed, avcc_length_size, avcc_parameter_sets
+from ext.nal import annexb_to_length_prefixed, avcc_length_size, avcc_parameter_sets, has_idr
 from ext.progress import Throttle
 from ext.remux import Track, copy_packets, mux_packets
 
@@ -58,13 +59,14 @@ def _can_splice(video: av.video.stream.VideoStream, inner_keyframes: list[tuple[
             and ctx.pix_fmt == "yuv420p" and len(inner_keyframes) >= 2)
 
 
-def _edge_encoder(video: av.video.stream.VideoStream, options: dict[str, str]) -> VideoCodecContext:
-    """A fresh libx264 context in the source's time base and picture size."""
+def edge_encoder(video: av.video.stream.VideoStream, options: dict[str, str],
+                 tick: Fraction | None = None) -> VideoCodecContext:
+    """A fresh libx264 context in the source's picture size and time base (or ``tick``)."""
     encoder = av.CodecContext.create("libx264", "w")
     encoder.width = video.codec_context.width
     encoder.height = video.codec_context.height
     encoder.pix_fmt = "yuv420p"
-    encoder.time_base = time_base(video)
+    encoder.time_base = tick or time_base(video)
     rate = video.average_rate or video.guessed_rate
     assert rate is not None, "an H.264 stream without a frame rate"  # PyAV would fail on None too
     encoder.framerate = rate
@@ -73,8 +75,38 @@ def _edge_encoder(video: av.video.stream.VideoStream, options: dict[str, str]) -
     return encoder
 
 
+@dataclass(frozen=True)
+class Coded:
+    """One video packet of the source, as read in decode order (pts in its ticks)."""
+
+    pts: int
+    key: bool
+    idr: bool
+
+
+def scan_coded(container: InputContainer, video: av.video.stream.VideoStream, lo: int, hi: int,
+               length_size: int) -> list[Coded]:
+    """The packets of ``video`` from a keyframe at or before ``lo`` to the last decoded no
+    later than ``hi`` (ticks), in decode order, IDR slices recognised (ext.nal.has_idr).
+
+    A splice must land on an IDR: it switches parameter sets and must reset the reference
+    state. An open GOP's keyframes are I pictures that do not; spliced there, ffmpeg 5.1
+    decodes the output with "mmco: unref short failure" errors and Chromium stops playing.
+    """
+    seek_before(container, video, lo)
+    found = []
+    for packet in container.demux(video):
+        if packet.pts is None or not packet.size:
+            continue
+        if (packet.dts if packet.dts is not None else (packet.pts if packet.is_keyframe else -1)) > hi:
+            break
+        key = packet.is_keyframe
+        found.append(Coded(packet.pts, key, key and has_idr(bytes(packet), length_size)))
+    return found
+
+
 @dataclass
-class _Source:
+class Source:
     """The file being cut, how much of it was decoded, and the cancellation check
     (``Throttle.check``), called per packet read: decoding ahead of the muxer (a GOP's
     preroll, x264's lookahead) must not delay a cancel."""
@@ -89,18 +121,26 @@ class _Source:
         return Path(self.path).name
 
 
-def _frames(source: _Source, seek_to: int, lo: int, hi: int) -> Iterator[av.VideoFrame]:
+def source_frames(source: Source, seek_to: int, lo: int, hi: int) -> Iterator[av.VideoFrame]:
     """Decoded video frames with ``lo <= pts < hi``, decoding forward from ``seek_to``.
 
     Feeds every packet decoded before ``hi`` (a B-frame shown before ``hi`` may need a
-    reference decoded, not shown, before it), then flushes the decoder.
+    reference decoded, not shown, before it), then flushes the decoder. Frames shown
+    before ``lo`` that nothing refers to (most B-frames) are skipped, not decoded: up to a
+    GOP is decoded to reach ``lo``, and about half of it is that.
     """
     with open_input(source.path) as container:
         video = container.streams.video[0]
         decoder = TolerantDecoder(video, source.name)
         seek_before(container, video, seek_to)
-        packets = itertools.takewhile(lambda packet: packet.dts is None or packet.dts < hi,
-                                      container.demux(video))
+        context = video.codec_context
+
+        def wanted(packet: av.Packet[Any]) -> bool:
+            # Set per packet: the frame threads take the setting with the packet they decode.
+            context.skip_frame = "NONREF" if packet.pts is not None and packet.pts < lo else "DEFAULT"
+            return packet.dts is None or packet.dts < hi
+
+        packets = itertools.takewhile(wanted, container.demux(video))
         try:
             for frame in decoder.frames(packets, source.check):
                 if frame.pts is not None and lo <= frame.pts < hi:
@@ -137,7 +177,7 @@ def _spliced(packets: Iterator[av.Packet[Any]], out: av.video.stream.VideoStream
         yield pts * seconds, spliced
 
 
-def _middle(source: _Source, k1: int, k2: int, origin: int, out: av.video.stream.VideoStream,
+def _middle(source: Source, k1: int, k2: int, origin: int, out: av.video.stream.VideoStream,
             parameter_sets: bytes) -> Iterator[Timed]:
     """The whole GOPs [k1, k2) copied, the source's SPS/PPS prepended to the first."""
     with open_input(source.path) as container:
@@ -156,26 +196,26 @@ def _middle(source: _Source, k1: int, k2: int, origin: int, out: av.video.stream
             yield position, packet
 
 
-def _smart_video(source: _Source, video: av.video.stream.VideoStream, gops: GopMap,
+def _smart_video(source: Source, video: av.video.stream.VideoStream, gops: GopMap, inner: list[tuple[int, int]],
                  first: int, end: int, out: av.video.stream.VideoStream) -> Iterator[Timed]:
-    """Head (re-encoded), middle (copied), tail (re-encoded) video packets, in order."""
-    inner = gops.keyframes_within(first, end)
+    """Head (re-encoded), middle (copied from the first to the last of the ``inner`` IDR
+    keyframes), tail (re-encoded) video packets, in order."""
     (k1, k1_dts), (k2, _) = inner[0], inner[-1]
     length_size = avcc_length_size(video.codec_context.extradata)
     seconds = float(time_base(video))
     delay = k1 - k1_dts  # the middle decodes this long before it presents
     if first < k1:
-        head = _frames(source, gops.keyframe_at_or_before(first)[0], first, k1)
-        encoder = _edge_encoder(video, EDGE_OPTIONS)
+        head = source_frames(source, gops.keyframe_at_or_before(first)[0], first, k1)
+        encoder = edge_encoder(video, EDGE_OPTIONS)
         yield from _spliced(_encode(head, encoder.encode, first), out, seconds, delay, length_size)
     yield from _middle(source, k1, k2, first, out, avcc_parameter_sets(video.codec_context.extradata, length_size))
     source.frames += len(gops.frames_within(k1, k2))
-    encoder = _edge_encoder(video, EDGE_OPTIONS)
-    tail = _frames(source, k2, k2, end)
+    encoder = edge_encoder(video, EDGE_OPTIONS)
+    tail = source_frames(source, k2, k2, end)
     yield from _spliced(_encode(tail, encoder.encode, first), out, seconds, 0, length_size)
 
 
-def _full_video(source: _Source, gops: GopMap, first: int, end: int,
+def _full_video(source: Source, gops: GopMap, first: int, end: int,
                 out: av.video.stream.VideoStream) -> Iterator[Timed]:
     """The whole range decoded and re-encoded (the fallback)."""
     seconds = float(out.codec_context.time_base)
@@ -185,13 +225,13 @@ def _full_video(source: _Source, gops: GopMap, first: int, end: int,
             frame = frame.reformat(format="yuv420p")
         return out.encode(frame)
 
-    frames = _frames(source, gops.keyframe_at_or_before(first)[0], first, end)
+    frames = source_frames(source, gops.keyframe_at_or_before(first)[0], first, end)
     for packet in _encode(frames, encode, first):
         assert packet.pts is not None  # an encoder's packets always have one
         yield packet.pts * seconds, packet
 
 
-def _audio(source: _Source, timeline: Timeline, start: float, end: float,
+def _audio(source: Source, timeline: Timeline, start: float, end: float,
            out: av.audio.stream.AudioStream) -> Iterator[Timed]:
     """The first audio stream's [start, end) (timeline s) decoded, cut to the sample, re-encoded.
 
@@ -253,13 +293,18 @@ def smart_cut(source: InputContainer, timeline: Timeline, dst: str | os.PathLike
         check_delivered(video, timeline, timeline.seconds(gops.end, video), end, name)
     first = wanted[0]
     has_audio = bool(source.streams.audio)
-    splice = splice and _can_splice(video, gops.keyframes_within(first, hi))
-    decoded = _Source(source.name, throttle.check)
+    inner: list[tuple[int, int]] = []
+    if splice and _can_splice(video, gops.keyframes_within(first, hi)):
+        length_size = avcc_length_size(video.codec_context.extradata)
+        idr = {c.pts for c in scan_coded(source, video, lo, hi, length_size) if c.idr}
+        inner = [key for key in gops.keyframes_within(first, hi) if key[0] in idr]
+    splice = len(inner) >= 2
+    decoded = Source(source.name, throttle.check)
     cut_start = timeline.seconds(first, video)
     with open_output(dst) as output:
         if splice:
             vout = output.add_stream_from_template(video)
-            packets = _smart_video(decoded, video, gops, first, hi, vout)
+            packets = _smart_video(decoded, video, gops, inner, first, hi, vout)
         else:
             vout = output.add_stream("libx264", rate=video.average_rate or video.guessed_rate)
             vout.width, vout.height, vout.pix_fmt = video.codec_context.width, video.codec_context.height, "yuv420p"

@@ -15,7 +15,7 @@ import httpx
 
 from tests.faults.load import ACKNOWLEDGED, UNAVAILABLE, ProjectLoad
 from tests.faults.postgres import PrivatePostgres
-from tests.jobs.conftest import FAST, SLOW_EDITS
+from tests.jobs.conftest import FAST, SLOW_EDITS, media_files
 
 
 async def wait_for_json(http: httpx.AsyncClient, path: str, condition: Any, timeout: float = 30.0) -> dict[str, Any]:
@@ -60,4 +60,4 @@ async def test_restarts_under_load_lose_no_acknowledged_write_and_need_no_server
                                   lambda body: body["status"] in ("done", "failed", "cancelled"))
         assert job["status"] == "done", job
     # Whatever attempt finished it, only its output is left beside the source.
-    assert {path.name for path in media_dir.iterdir()} == {slow_clip, job["result"]["filename"]}
+    assert media_files(media_dir) == {slow_clip, job["result"]["filename"]}

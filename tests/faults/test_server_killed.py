@@ -27,7 +27,7 @@ import asyncpg
 import httpx
 
 from tests.conftest import free_port
-from tests.jobs.conftest import FAST, ROOT, SLOW_EDITS
+from tests.jobs.conftest import FAST, ROOT, SLOW_EDITS, media_files
 
 START_TIMEOUT = 60.0
 ORPHANS_EXIT_WITHIN = 15.0
@@ -147,7 +147,7 @@ async def test_jobs_and_projects_survive_a_sigkill_of_the_whole_server(
             listed = (await http.get(f"{second.url}/api/projects")).json()
             assert sorted(listed, key=lambda row: row["id"]) == projects
             outputs = {state["result"]["filename"] for state in states}
-            assert {path.name for path in media_dir.iterdir()} == {slow_clip, "clip.mp4", *outputs}
+            assert media_files(media_dir) == {slow_clip, "clip.mp4", *outputs}
         finally:
             for server in (first, second):
                 if server is not None:

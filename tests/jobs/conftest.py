@@ -24,6 +24,7 @@ from core.access.owners import LOCAL
 from core.db.pool import Database
 from core.jobs.queue import Job, JobQueue
 from core.jobs.settings import JobSettings
+from core.storage import CACHE_DIR
 from tests.media.clips import make_clip
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,6 +48,21 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> Path:
     make_clip(directory / "clip.mp4", seconds=2)
     make_clip(directory / "slow.mp4", seconds=4)
     return directory
+
+
+@pytest.fixture(scope="session")
+def long_clips(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A clip whose render with ``SLOW_EDITS`` lasts long enough to split among workers
+    (tests/jobs/test_chunked_render.py): 6 s of 640x480 with a keyframe every second."""
+    directory = tmp_path_factory.mktemp("long")
+    make_clip(directory / "long.mp4", seconds=6, width=640, height=480, gop=25)
+    return directory
+
+
+@pytest.fixture
+def long_clip(long_clips: Path, media_dir: Path) -> str:
+    shutil.copy(long_clips / "long.mp4", media_dir)
+    return "long.mp4"
 
 
 @pytest.fixture
@@ -91,8 +107,9 @@ async def finished_over_http(http: httpx.AsyncClient, operation_id: str) -> dict
 
 
 def media_files(media_dir: Path) -> set[str]:
-    """Every file in MEDIA_DIR, hidden temporaries included."""
-    return {path.name for path in media_dir.iterdir()}
+    """Every file in MEDIA_DIR, hidden temporaries included (not the cache of derived files:
+    the description and keyframe index ``process`` stores of its source)."""
+    return {path.name for path in media_dir.iterdir()} - {CACHE_DIR}
 
 
 SpawnWorker = Callable[..., Awaitable[asyncio.subprocess.Process]]

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 
 from server.ws.client import WsClient, WsMessage
-from tests.jobs.conftest import finished_over_http
+from tests.jobs.conftest import finished_over_http, media_files
 
 
 def _http(server: Any) -> httpx.AsyncClient:
@@ -161,7 +161,7 @@ async def test_cancel_running_over_rest(jobs_server: Any, slow_clip: str, media_
         assert final.type == "error" and final.data == {"operationId": operation_id,
                                                         "error": "The operation was cancelled"}
         assert (await finished_over_http(http, operation_id))["status"] == "cancelled"
-        assert {path.name for path in media_dir.iterdir()} == {slow_clip}
+        assert media_files(media_dir) == {slow_clip}
 
 
 async def test_queued_job_survives_a_restart_and_late_subscribers_get_the_result(

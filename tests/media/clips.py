@@ -29,13 +29,16 @@ def make_clip(
     codec: str = "libx264",
     bframes: int = 0,
     faststart: bool = False,
+    open_gop: bool = False,
 ) -> Path:
     """Write an H.264/AAC MP4 (or what ``codec`` says) and return its path.
 
     ``gop`` is the keyframe interval in frames; ``vfr`` alternates frame durations of
     two and three ticks; ``rotate`` sets the display-matrix rotation side data (degrees
     counter-clockwise, as ``VideoFrame.rotation`` reads it back); ``bframes`` is x264's
-    B-frame count; ``faststart`` puts the index first (so a truncated copy still opens).
+    B-frame count; ``faststart`` puts the index first (so a truncated copy still opens);
+    ``open_gop`` makes x264 start GOPs (after the first) with a recovery-point I picture
+    instead of an IDR, whose leading B-frames refer to the GOP before.
     """
     frames = int(round(seconds * fps))
     options = {"movflags": "+faststart"} if faststart else {}
@@ -47,7 +50,8 @@ def make_clip(
         video.codec_context.time_base = Fraction(1, fps * 2)
         video.codec_context.gop_size = gop
         video.codec_context.options = {"preset": "ultrafast", "bf": str(bframes), "sc_threshold": "0",
-                                       "keyint_min": str(gop)} if codec == "libx264" else {}
+                                       "keyint_min": str(gop),
+                                       **({"x264-params": "open-gop=1"} if open_gop else {})} if codec == "libx264" else {}
         if rotate is not None:
             video.set_display_rotation(rotate)
         astream = None

@@ -54,3 +54,12 @@ def test_lookups() -> None:
     assert index.after(2.0) == 4.0 and index.after(4.0) is None
     assert index.within(1.0, 4.0) == [2.0] and index.within(0.0, 4.5) == [0.0, 2.0, 4.0]
     assert index.longest_gop == 2.0
+
+
+def test_an_index_that_cannot_be_stored_is_still_given(tmp_path: Path) -> None:
+    """The index is a cache: a render must not fail because it cannot be kept (here a directory
+    stands where the file would go, so writing it fails)."""
+    clip = make_clip(tmp_path / "clip.mp4", seconds=2.0, fps=25, gop=25, audio=False)
+    cache_path(clip, INDEX).mkdir(parents=True)
+    assert keyframe_index(clip).times == (0.0, 1.0)
+    assert cache_path(clip, INDEX).is_dir()

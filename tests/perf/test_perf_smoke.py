@@ -214,7 +214,8 @@ def test_every_load_scenario_is_covered() -> None:
     from perf.__main__ import SCENARIOS
 
     tested = {name.removeprefix("test_").replace("_", "-") for name in globals() if name.startswith("test_")}
-    assert set(SCENARIOS) - {"media", "render", "cluster"} <= tested
+    assert set(SCENARIOS) - {"media", "render", "smart-render", "chunk-render", "cluster"} <= tested
 
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+

@@ -1,8 +1,11 @@
 """Jobs in a real browser: a trim's progress bar reaches 100 % and its output plays; a server
 restart drops the WebSocket, the indicator says so and recovers, and a running render's
-progress carries on to the end; cancel stops a render; a split offers both parts."""
+progress carries on to the end; cancel stops a render; a split offers both parts; a cut is
+rendered the smart way and the panel says how many frames were encoded."""
 
 from __future__ import annotations
+
+import re
 
 from playwright.async_api import Locator, Page, expect
 
@@ -55,6 +58,22 @@ async def test_trim_job_progress_reaches_100_and_the_output_plays(ui_server, ope
     await page.reload()
     await expect(page.locator("#job-list .job")).to_have_attribute("data-status", "done", timeout=30_000)
     await output_plays(page, page.locator("#job-list .job").first)
+    assert watch.errors == []
+
+
+async def test_a_cut_is_rendered_smart_and_the_panel_says_how(ui_server, open_page, tmp_path):
+    """Cutting 0.8 s out of a 6 s clip (1 s GOPs) copies the whole GOPs: the panel says how many of
+    the 130 frames had to be encoded, and the output plays."""
+    _, page, watch = await job_editor(ui_server, open_page, tmp_path, "Cut me", 6,
+                                      edits=[{"type": "cut", "start": 2.3, "end": 3.1}])
+    await page.get_by_role("button", name="Render all edits").click()
+    job = page.locator("#job-list .job").first
+    await expect(job).to_have_attribute("data-status", "done", timeout=60_000)
+    message = job.locator(".job-message")
+    await expect(message).to_contain_text(re.compile(r"Output: 5\.\d+ s · smart render: \d+ of 130 frames re-encoded"))
+    encoded = int(re.search(r"render: (\d+) of", await message.text_content() or "").group(1))
+    assert 0 < encoded < 130 / 2
+    await output_plays(page, job)
     assert watch.errors == []
 
 

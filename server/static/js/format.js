@@ -35,3 +35,14 @@ export function formatDate(iso) {
   const date = new Date(iso);
   return Number.isNaN(date.getTime()) ? "" : date.toLocaleString([], { dateStyle: "medium", timeStyle: "short" });
 }
+
+/** How a render was made (a process job's result.render), e.g. "smart render: 40 of 300 frames re-encoded". */
+export function formatRender(render) {
+  if (!render) return "";
+  if (render.path === "smart") {
+    const total = render.reencodedFrames + render.copiedFrames;
+    return `smart render: ${render.reencodedFrames} of ${total} frames re-encoded`;
+  }
+  if (render.path === "chunked") return `rendered in ${render.chunks} chunks`;
+  return "full render";
+}

@@ -7,7 +7,7 @@
 
 import { api } from "./api.js";
 import { el } from "./dom.js";
-import { formatEta } from "./format.js";
+import { formatEta, formatRender } from "./format.js";
 
 const STORE_KEY = "nve.jobs";
 const KEEP = 20;
@@ -148,7 +148,9 @@ export class JobsPanel {
         // The browser proxy: the editor plays it; it is not an output to download.
         row.message.textContent = "Preview ready";
       } else {
-        row.message.textContent = result?.duration ? `Output: ${Number(result.duration).toFixed(2)} s` : "Finished";
+        const output = result?.duration ? `Output: ${Number(result.duration).toFixed(2)} s` : "Finished";
+        const how = formatRender(result?.render);
+        row.message.textContent = how ? `${output} · ${how}` : output;
         this._outputs(row.output, result);
       }
     } else {
