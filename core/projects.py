@@ -51,12 +51,14 @@ WHERE owner = $4 AND (updated_at, id) < ($2, $3)
 ORDER BY updated_at DESC, id DESC LIMIT $1"""
 
 # One statement for every combination of fields: a NULL flag leaves the column as it is.
-# `$5` is the If-Match version (NULL: unconditional); a stale version updates nothing.
+# `$5` is the If-Match version (NULL: unconditional); a stale version updates nothing. The
+# statement bumps version (the ETag) and updated_at itself: no trigger does (sql/007).
 _UPDATE = f"""
 UPDATE projects SET
   name = CASE WHEN $2::boolean THEN $3 ELSE name END,
   description = CASE WHEN $4::boolean THEN $6 ELSE description END,
-  timeline_state = CASE WHEN $7::boolean THEN $8::jsonb ELSE timeline_state END
+  timeline_state = CASE WHEN $7::boolean THEN $8::jsonb ELSE timeline_state END,
+  version = version + 1, updated_at = now()
 WHERE id = $1 AND owner = $9 AND ($5::integer IS NULL OR version = $5)
 RETURNING version, {_ROW_JSON} AS doc"""
 

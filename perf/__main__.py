@@ -22,6 +22,7 @@ SCENARIOS = {  # name -> "module" (its main) or "module:function"
     "soak": "perf.soak",
     "cluster": "perf.cluster",
     "webhooks": "perf.webhooks_bench",
+    "scale": "perf.scale_bench",
 }
 
 

@@ -1,5 +1,6 @@
 """Servers for ``http-crud --peer node`` and ``--ab``: ours and the journal's Node stack, each
-pinned, each on a scratch database nve migrated (perf/servers.py); reseeding; and the CPU PostgreSQL backends and
+pinned, each on a scratch database of its own (perf/servers.py: ours migrated by nve, the Node peer on the
+journal's schema, servers.JOURNAL_SCHEMA); reseeding; and the CPU PostgreSQL backends and
 redis-server spend, read from ``/proc``.
 
 PostgreSQL backends are attributed to a server by database: every server gets a database of its

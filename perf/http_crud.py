@@ -9,7 +9,7 @@ With ``--url`` it seeds its own projects through the API first.
 
 ``--peer node`` starts the journal's Node stack (``perf/peers/node-http``: express + pg +
 ioredis, the journal's code paths; ``npm ci --prefix perf/peers/node-http`` once) itself,
-pinned with taskset to ``--server-cpu``, on a scratch database ``nve migrate`` made, with 100
+pinned with taskset to ``--server-cpu``, on a scratch database holding the journal's schema, with 100
 projects seeded in SQL and 50 documents ``metadata:perf-ab-NN.mp4`` written to Redis for ``meta``.
 
 ``--ab`` runs ours (``python -m server.cli serve --workers 0 --no-access-log``, rate limits
@@ -216,12 +216,12 @@ SERVER_COLUMNS = ["server_cpu", "server_us_per_req", "pg_us_per_req", "redis_us_
 
 def run_node(args: argparse.Namespace, scenarios: list[str]) -> None:
     from perf.ab import BackendCpu, Server, prime_metadata, redis_pid, reseed
-    from perf.servers import scratch_database
+    from perf.servers import JOURNAL_SCHEMA, scratch_database
 
     server_cpu, client_cpu = _cpus(args)
     rows, raw = [], {}
     with ExitStack() as stack:
-        database = stack.enter_context(scratch_database("nve_http_node", migrate=True))
+        database = stack.enter_context(scratch_database("nve_http_node", schema=JOURNAL_SCHEMA))
         server = Server.node(database, server_cpu, args.redis_url)
         stack.callback(server.stop)
         if client_cpu is not None:
@@ -252,14 +252,14 @@ def _ratio(a: object, b: object) -> float | None:
 
 def run_ab(args: argparse.Namespace, scenarios: list[str]) -> None:
     from perf.ab import BackendCpu, Server, data_directory, prime_metadata, redis_pid, reseed
-    from perf.servers import scratch_database
+    from perf.servers import JOURNAL_SCHEMA, scratch_database
 
     server_cpu, client_cpu = _cpus(args)
     rows: list[dict[str, object]] = []
     raw: dict[str, Results] = {}
     with ExitStack() as stack:
         ours_db = stack.enter_context(scratch_database("nve_http_ours", migrate=True))
-        node_db = stack.enter_context(scratch_database("nve_http_node", migrate=True))
+        node_db = stack.enter_context(scratch_database("nve_http_node", schema=JOURNAL_SCHEMA))
         data_dir = stack.enter_context(data_directory())
         ours = Server.ours(ours_db, server_cpu, args.redis_url, data_dir)
         stack.callback(ours.stop)

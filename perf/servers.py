@@ -26,6 +26,9 @@ from pathlib import Path
 
 PG_ADMIN = os.environ.get("NVE_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 ROOT = Path(__file__).resolve().parents[1]
+JOURNAL_SCHEMA = ROOT / "sql" / "001_initial_schema.sql"
+"""The design journal's schema (section 4.1, with its indexes and updated_at trigger): the Node peer
+runs on it, so each stack is measured doing the database work its own design asks for."""
 
 
 def free_port() -> int:
@@ -56,12 +59,15 @@ def sql(url: str, *statements: str) -> None:
 
 
 @contextmanager
-def scratch_database(prefix: str, *, migrate: bool = False) -> Iterator[str]:
+def scratch_database(prefix: str, *, migrate: bool = False, schema: Path | None = None) -> Iterator[str]:
     """A database created on ``PG_ADMIN``'s server (migrated by ``nve migrate`` when asked: a server
-    that migrates on start needs no help), dropped at the end whatever is still connected."""
+    that migrates on start needs no help; or given the one SQL file ``schema``), dropped at the end
+    whatever is still connected."""
     database = f"{prefix}_{uuid.uuid4().hex[:8]}"
     sql(PG_ADMIN, f'CREATE DATABASE "{database}"')
     try:
+        if schema is not None:
+            sql(dsn(database), schema.read_text(encoding="utf-8"))
         if migrate:
             subprocess.run([sys.executable, "-m", "server.cli", "--log-level", "WARNING", "migrate"], cwd=ROOT,
                            env={**os.environ, "DATABASE_URL": dsn(database)}, check=True, stdout=subprocess.DEVNULL)

@@ -219,3 +219,30 @@ def test_every_load_scenario_is_covered() -> None:
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
+
+async def test_scale(redis_url: str, tmp_path: Path) -> None:
+    """``perf scale`` at a toy size: every scenario of ours measured on the small state, then again
+    after the large one is loaded and churned in the same database; the table says which figures
+    are this run's, and the JSON carries both states, their comparison and the table statistics."""
+    document = await run_perf(tmp_path, "scale", "--projects", "2000", "--owners", "4", "--sessions", "200",
+                              "--jobs", "200", "--churn", "20", "--churn-rows", "100", "--duration", "0.5",
+                              "--concurrency", "4", "--server-cpu", "-1", "--autovacuum-wait", "1", "--explain",
+                              "--redis-url", redis_url)
+    assert isinstance(document, dict)
+    assert {"run", "rows", "comparison", "ab", "tables", "explain", "autovacuum", "autovacuum_waited_s",
+            "load_seconds", "churn_seconds", "notes"} <= document.keys()
+    rows = check_rows(document["rows"], {"state", "server", "scenario", "requests", "req_per_s", "p99_ms",
+                                         *SERVER_CPU_KEYS})
+    assert [(row["state"], row["scenario"]) for row in rows] == [
+        (state, scenario) for state in ("small", "large") for scenario in CRUD_SCENARIOS]
+    assert all(row["requests"] > 0 for row in rows)
+    comparison = check_rows(document["comparison"], {"server", "scenario", "small_req_per_s", "large_req_per_s",
+                                                     "large_over_small", "within_20pct", "small_p99_ms",
+                                                     "large_p99_ms", "small_pg_us", "large_pg_us"})
+    assert [row["scenario"] for row in comparison] == list(CRUD_SCENARIOS)
+    assert all(row["large_over_small"] > 0 for row in comparison)
+    churned = document["tables"]["ours after churn"]
+    assert churned["n_tup_upd"] >= 20 * 100 and churned["n_dead_tup"] > 0, churned
+    assert "projects_pkey" in churned["index_mib"]
+    assert {"get", "list (first scan)", "list (again)", "list page 2"} <= document["explain"]["ours"].keys()
+    assert document["ab"] == []

@@ -196,7 +196,7 @@ async def test_a_project_update_is_its_event_with_id_and_version(store, migrated
             "INSERT INTO projects (name, video_filename, video_url, owner) VALUES ('p', 'a.mp4', '/v', $1) "
             "RETURNING id", ALICE)
         assert await _outbox(migrated_dsn) == [], "creating a project is no update"
-        await connection.execute("UPDATE projects SET name = 'q' WHERE id = $1", project)
+        await connection.execute("UPDATE projects SET name = 'q', version = version + 1 WHERE id = $1", project)
         data = await connection.fetchval("SELECT data::text FROM webhook_events")
     finally:
         await connection.close()

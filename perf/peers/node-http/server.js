@@ -5,7 +5,8 @@
  * client.release() per query), the journal's project routes on /api/projects, and an ioredis
  * client (RedisService, lazyConnect) whose getCachedMetadata() serves GET /api/metadata/:filename.
  * `python -m perf http-crud --peer node` and `--ab` run it in place of (or next to) `nve serve`,
- * on a database nve migrated, so both are measured by the same harness on the same day.
+ * on a database holding the journal's schema (sql/001_initial_schema.sql, its indexes and its
+ * updated_at trigger), so both are measured by the same harness on the same day.
  *
  * Added for the harness: DATABASE_URL / REDIS_URL instead of POSTGRES_* / REDIS_HOST (the
  * journal's variables are still read when those are unset), application_name
