@@ -25,24 +25,8 @@ own loop keeps renewing the lease, writing progress and hearing cancel requests.
 - The process lowers its priority (``nice``) and caps codec threads so the server sharing
   the machine stays responsive.
 
-One render over many workers (issue #16): a ``process`` job that is a full re-encode of
-two chunks or more (``render_chunk_seconds``, core/jobs/operations.py ``chunk_plan``) runs as
-a PARENT. Its worker queues the chunks as jobs (``render-chunk``, one transaction), which any
-worker of any node claims the ordinary way; it renders the audio in one piece, then claims
-and renders its own job's chunks while any are queued (one worker alone finishes the job),
-waits for those others run (a short poll of the chunk rows), joins them by stream copy and
-completes. Meanwhile it publishes ONE progress: the audio's, the chunks' (each weighted by
-its frames, read from the chunk rows, which are monotonic themselves) and the join's.
-
-- A chunk is a job: leased, heartbeated, reaped and re-run when its worker dies (its
-  partial file removed), cancelled through its row. A chunk this worker runs for its own
-  parent stops with the parent (a cancel cancels it, anything else hands it back).
-- A chunk that fails (a media error, or its attempts spent) fails the parent with the
-  chunk's error; a parent that ends without its result (failed, cancelled, out of time)
-  stops every chunk (sql/006_render_chunks.sql does it for any writer), waits a little for
-  the running ones to stop, and removes its pieces.
-- The parent's worker dying loses no finished chunk: the parent is reaped and requeued,
-  and its next attempt finds the chunk rows (and the audio file) and reuses what is done.
+A ``process`` job may run as the parent of chunks other workers render too: core/jobs/parent.py;
+the worker is its host (its queue, its media thread, running the chunks it takes itself).
 """
 
 from __future__ import annotations
@@ -54,7 +38,6 @@ import os
 import signal
 import socket
 import sys
-import threading
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -65,7 +48,9 @@ import asyncpg
 
 from core.db.pool import CONNECTION_ERRORS, DbConnection
 from core.jobs import operations
-from core.jobs.queue import RUNNING_MAX_PROGRESS, Job, JobQueue
+from core.jobs.attempt import STOP_CANCEL, STOP_LOST, STOP_SHUTDOWN, STOP_TIMEOUT, Attempt, on_loop
+from core.jobs.parent import end_chunks, run_process
+from core.jobs.queue import Job, JobQueue
 from core.jobs.settings import JobSettings
 from core.media.errors import Cancelled, MediaError
 
@@ -80,13 +65,6 @@ PARENT_ENV = "NVE_WORKER_PARENT"
 # connection, CrashShutdownError) is ridden out here too, not a crash of the lease keeper.
 RETRYABLE = CONNECTION_ERRORS
 
-STOP_LOST, STOP_CANCEL, STOP_TIMEOUT, STOP_SHUTDOWN = "lost", "cancel", "timeout", "shutdown"
-_STOP_RANK = {STOP_SHUTDOWN: 1, STOP_TIMEOUT: 2, STOP_CANCEL: 3, STOP_LOST: 4}
-
-AUDIO_SHARE = 0.04
-JOIN_SHARE = 0.04
-"""A parent's progress: the audio up to ``AUDIO_SHARE``, the join the last ``JOIN_SHARE``, the chunks between."""
-
 CHUNK_ROWS_KEPT = 3600.0
 """Seconds the chunk rows of a parent that ended are kept (to look into), before a worker
 sweeps them and whatever pieces the parent left (JobQueue.sweep_chunks)."""
@@ -96,38 +74,6 @@ STUCK_GRACE = 30.0
 STUCK_EXIT = 70
 PARENT_CHECK = 0.5
 """Seconds between two looks at whether the worker still has the parent it was started by."""
-
-
-class Attempt:
-    """One running attempt: the flag the media thread polls and the progress it reported.
-
-    ``parent`` is the attempt of the parent job this worker runs a chunk of, if any.
-    """
-
-    def __init__(self, job: Job, parent: Attempt | None = None) -> None:
-        self.job = job
-        self.parent = parent
-        self.stopping = threading.Event()
-        self.reason: str | None = None
-        self.published = job.progress
-        self.pending: tuple[float, str | None] | None = None
-
-    def stop(self, reason: str) -> None:
-        """Ask the media function to stop; a stronger reason (lost > cancel > timeout > shutdown) wins."""
-        if self.reason is None or _STOP_RANK[reason] > _STOP_RANK[self.reason]:
-            self.reason = reason
-        self.stopping.set()
-
-    def report(self, fraction: float, message: str | None) -> None:
-        """The media callback's value, on the loop; kept if it moves past what was published."""
-        percent = min(round(max(fraction, 0.0) * 100, 1), RUNNING_MAX_PROGRESS)
-        if percent > self.published and (self.pending is None or percent > self.pending[0]):
-            self.pending = (percent, message)
-
-    def follow_parent(self) -> None:
-        """A chunk of a parent whose attempt stops: cancelled with it, else handed back."""
-        if self.parent is not None and self.parent.reason is not None:
-            self.stop(STOP_CANCEL if self.parent.reason == STOP_CANCEL else STOP_SHUTDOWN)
 
 
 class Worker:
@@ -155,11 +101,11 @@ class Worker:
             while not stop.is_set():
                 try:
                     await self._connect()
-                    await self._reap()
+                    await self.reap()
                     self._wake.clear()
                     job = await self.queue.claim(self.worker_id, self.settings.lease_seconds)
                     if job is not None:
-                        await self._execute(job, stop)
+                        await self.execute(job, stop)
                         continue
                 except RETRYABLE as error:
                     log.warning("worker %s: PostgreSQL unreachable (%s); retrying", self.worker_id, error)
@@ -231,7 +177,7 @@ class Worker:
             for waiter in waits:
                 waiter.cancel()
 
-    async def _reap(self) -> None:
+    async def reap(self) -> None:
         """Return expired leases to the queue (and sweep old chunk rows), at most once per poll interval."""
         now = asyncio.get_running_loop().time()
         if now - self._reaped_at < self.settings.poll_interval:
@@ -240,12 +186,14 @@ class Worker:
         for reaped in await self.queue.reap(self._clean_up_reaped):
             log.warning("job %s lost its worker (attempt %d): now %s", reaped.operation_id, reaped.attempts,
                         reaped.status)
-        for parent_id in await self.queue.sweep_chunks(CHUNK_ROWS_KEPT, self._remove_pieces):
+        for parent_id in await self.queue.sweep_chunks(CHUNK_ROWS_KEPT, self.remove_pieces):
             log.info("job %s: its chunk rows swept", parent_id)
 
     # -- one job --------------------------------------------------------------------------
 
-    async def _execute(self, job: Job, stop: asyncio.Event, parent: Attempt | None = None) -> None:
+    async def execute(self, job: Job, stop: asyncio.Event, parent: Attempt | None = None) -> None:
+        """Run ``job`` (claimed by this worker; a chunk of ``parent``'s job when given) to its
+        recorded end: done, failed, cancelled, handed back, or abandoned with a lost lease."""
         # The outputs are the job owner's before they exist: no request can find one unowned.
         # (A chunk's are hidden pieces of its parent's, which no request can name.)
         names = operations.output_names(job.operation, job.operation_id, job.attempts, job.params)
@@ -258,10 +206,10 @@ class Worker:
         try:
             try:
                 if job.operation == "process":
-                    result = await self._process(attempt, stop)
+                    result = await run_process(self, attempt, stop)
                 else:
-                    result = await self._media(attempt, job.operation, job.operation_id, job.attempts,
-                                               job.params, self.media_dir)
+                    result = await self.media(attempt, job.operation, job.operation_id, job.attempts,
+                                              job.params, self.media_dir)
             except Cancelled:
                 pass
             except MediaError as failure:
@@ -269,8 +217,8 @@ class Worker:
             except Exception as failure:
                 log.exception("job %s failed unexpectedly", job.operation_id)
                 error = f"Internal error while running {job.operation} ({type(failure).__name__})"
-            if job.operation == "process" and result is None and _ends(attempt, error):
-                await self._end_chunks(job)  # the lease is still kept meanwhile
+            if job.operation == "process" and result is None and attempt.ends(error):
+                await end_chunks(self, job)  # the lease is still kept meanwhile
         finally:
             keeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -278,115 +226,15 @@ class Worker:
             del self._running[job.operation_id]
         await self._conclude(attempt, result, error)
 
-    async def _media(self, attempt: Attempt, *args: Any) -> dict[str, Any]:
+    async def media(self, attempt: Attempt, *args: Any) -> dict[str, Any]:
         """``operations.run(*args, progress, should_cancel, codec_threads)`` in the media thread."""
-        result: dict[str, Any] = await self._blocking(operations.run, *args, _on_loop(attempt.report),
-                                                      attempt.stopping.is_set, self.settings.codec_threads)
+        result: dict[str, Any] = await self.blocking(operations.run, *args, on_loop(attempt.report),
+                                                     attempt.stopping.is_set, self.settings.codec_threads)
         return result
 
-    async def _blocking(self, function: Callable[..., T], *args: Any) -> T:
+    async def blocking(self, function: Callable[..., T], *args: Any) -> T:
         """``function(*args)`` in the media thread (one at a time: the worker's one media call)."""
         return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
-
-    # -- a parent: one render over many workers ---------------------------------------------
-
-    async def _process(self, attempt: Attempt, stop: asyncio.Event) -> dict[str, Any]:
-        """Run a ``process`` job: in one piece, or as the parent of its chunks (module docstring)."""
-        job = attempt.job
-        chunks = await self.queue.chunks(job.operation_id)  # a later attempt reuses what the first queued
-        if not chunks:
-            planned = await self._blocking(operations.chunk_plan, self.media_dir, job.params,
-                                           self.settings.render_chunk_seconds)
-            if not planned:
-                return await self._media(attempt, job.operation, job.operation_id, job.attempts, job.params,
-                                         self.media_dir)
-            chunks = await self.queue.add_chunks(
-                job, self.worker_id, operations.CHUNK,
-                [(operations.chunk_id(job.operation_id, index), params) for index, params in enumerate(planned)])
-            if not chunks:
-                attempt.stop(STOP_LOST)
-                raise Cancelled()
-            log.info("job %s: %d chunks queued", job.operation_id, len(chunks))
-        else:
-            log.info("job %s: attempt %d resumes %d chunks (%d done)", job.operation_id, job.attempts, len(chunks),
-                     sum(chunk.status == "done" for chunk in chunks))
-        return await self._parent(attempt, stop, len(chunks))
-
-    async def _parent(self, attempt: Attempt, stop: asyncio.Event, count: int) -> dict[str, Any]:
-        job = attempt.job
-        audio_done = 0.0
-
-        def audio_progress(fraction: float, _message: str | None = None) -> None:
-            nonlocal audio_done
-            audio_done = max(audio_done, min(fraction, 1.0))
-
-        audio = asyncio.ensure_future(self._blocking(
-            operations.render_audio_piece, self.media_dir, job.operation_id, job.params, _on_loop(audio_progress),
-            attempt.stopping.is_set))
-        own: asyncio.Future[None] | None = None  # a chunk of this job this worker renders
-        try:
-            chunks: list[Job] = []
-            while True:
-                if audio.done():
-                    audio.result()  # its failure is the job's
-                if own is not None and own.done():
-                    own.result()  # what it could not record (PostgreSQL gone) is this attempt's too
-                    own = None
-                await self._reap()  # none but this worker may be left to requeue a chunk whose worker died
-                chunks = await self.queue.chunks(job.operation_id)
-                attempt.report(_parent_fraction(chunks, audio_done if not audio.done() else 1.0),
-                               f"Rendered {sum(chunk.status == 'done' for chunk in chunks)} of {count} chunks")
-                broken = next((chunk for chunk in chunks if chunk.status in ("failed", "cancelled")), None)
-                if attempt.stopping.is_set():
-                    raise Cancelled()
-                if broken is not None:  # the parent fails with the chunk's own words
-                    raise MediaError(broken.error or f"Chunk {broken.operation_id} was {broken.status}")
-                if audio.done() and own is None and all(chunk.status == "done" for chunk in chunks):
-                    break
-                if audio.done() and own is None:
-                    claimed = await self.queue.claim(self.worker_id, self.settings.lease_seconds, job.operation_id)
-                    if claimed is not None:
-                        own = asyncio.ensure_future(self._execute(claimed, stop, parent=attempt))
-                        continue
-                busy = audio if not audio.done() else own
-                if busy is None:
-                    await asyncio.sleep(self.settings.progress_interval)
-                else:
-                    await asyncio.wait({busy}, timeout=self.settings.progress_interval)
-        except BaseException:
-            if attempt.reason is None:  # failing: this worker's own chunk is stopped as the others are
-                with contextlib.suppress(*RETRYABLE):
-                    await self.queue.stop_chunks(job.operation_id)
-            for work in (audio, own):
-                if work is not None:
-                    with contextlib.suppress(BaseException):
-                        await work
-            raise
-        audio_name = audio.result()
-        results = [chunk.result or {} for chunk in chunks]
-        chunk_share = 1.0 - JOIN_SHARE
-
-        def join_progress(fraction: float, message: str | None = None) -> None:
-            attempt.report(chunk_share + JOIN_SHARE * fraction, message)
-
-        return await self._blocking(operations.join_pieces, self.media_dir, job.operation_id, job.attempts,
-                                    job.params, results, audio_name, _on_loop(join_progress),
-                                    attempt.stopping.is_set)
-
-    async def _end_chunks(self, job: Job) -> None:
-        """A parent ends without its result: stop its chunks, give the running ones a lease's
-        time to stop (their workers remove their own files), then remove every piece."""
-        try:
-            await self.queue.stop_chunks(job.operation_id)
-            deadline = asyncio.get_running_loop().time() + self.settings.lease_seconds
-            while asyncio.get_running_loop().time() < deadline:
-                await self._reap()  # a chunk whose worker died is done with once its lease is reaped
-                if not any(chunk.status == "running" for chunk in await self.queue.chunks(job.operation_id)):
-                    break
-                await asyncio.sleep(self.settings.progress_interval)
-        except RETRYABLE as failure:
-            log.warning("job %s: its chunks were not stopped (%s)", job.operation_id, failure)
-        self._remove_pieces(job.operation_id)
 
     async def _keep(self, attempt: Attempt, stop: asyncio.Event) -> None:
         """While the media thread works: write progress, renew the lease, watch for stop and time.
@@ -446,7 +294,7 @@ class Worker:
         if result is not None and attempt.reason != STOP_LOST:
             if await queue.complete(op, me, result):
                 log.info("job %s done", op)
-                self._remove_pieces(op)
+                self.remove_pieces(op)
                 return
         self._remove_outputs(job)
         if attempt.reason == STOP_LOST:
@@ -461,7 +309,7 @@ class Worker:
             log.warning("job %s ran past its time limit", op)
         elif await queue.finish_cancelled(op, me):
             log.info("job %s cancelled", op)
-        self._remove_pieces(op)
+        self.remove_pieces(op)
 
     def _timeout_text(self) -> str:
         return f"The operation ran past its time limit ({self.settings.job_timeout:g} s)"
@@ -469,38 +317,14 @@ class Worker:
     def _remove_outputs(self, job: Job) -> None:
         operations.remove_outputs(self.media_dir, job.operation, job.operation_id, job.attempts, job.params)
 
-    def _remove_pieces(self, parent_id: str) -> None:
+    def remove_pieces(self, parent_id: str) -> None:
         operations.remove_pieces(self.media_dir, parent_id)
 
     def _clean_up_reaped(self, job: Job) -> None:
         """What a lost attempt left; a parent's pieces too if the reaper ends it (no attempt left, or cancelled)."""
         self._remove_outputs(job)
         if job.cancel_requested or job.attempts >= job.max_attempts:
-            self._remove_pieces(job.operation_id)
-
-
-def _ends(attempt: Attempt, error: str | None) -> bool:
-    """Whether the job ends with this attempt when it did not succeed (not lost, not handed back)."""
-    return attempt.reason != STOP_LOST and (error is not None or attempt.reason != STOP_SHUTDOWN)
-
-
-def _on_loop(report: Callable[[float, str | None], None]) -> Callable[..., None]:
-    """A media callback for the media thread that hands each value to ``report`` on this loop."""
-    loop = asyncio.get_running_loop()
-
-    def progress(fraction: float, message: str | None = None) -> None:
-        loop.call_soon_threadsafe(report, fraction, message)
-
-    return progress
-
-
-def _parent_fraction(chunks: list[Job], audio: float) -> float:
-    """A parent's progress: its audio, then its chunks weighted by their frames (their rows'
-    progress: monotonic across attempts), before the join's share."""
-    total = sum(float(chunk.params.get("weight", 1.0)) for chunk in chunks) or 1.0
-    rendered = sum(float(chunk.params.get("weight", 1.0)) * (1.0 if chunk.status == "done" else chunk.progress / 100)
-                   for chunk in chunks)
-    return AUDIO_SHARE * audio + (1.0 - AUDIO_SHARE - JOIN_SHARE) * rendered / total
+            self.remove_pieces(job.operation_id)
 
 
 def configure_process(settings: JobSettings) -> None:
