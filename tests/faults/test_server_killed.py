@@ -29,6 +29,10 @@ import httpx
 from tests.conftest import free_port
 from tests.jobs.conftest import FAST, ROOT, SLOW_EDITS, media_files
 
+LONGER_EDITS = [*SLOW_EDITS, {"type": "scale", "width": 1280, "height": 960}]
+"""A render of ``slow_clip`` that runs for seconds: SLOW_EDITS alone may be done (in half a
+second) before an orphaned worker notices its server is gone (PARENT_CHECK)."""
+
 START_TIMEOUT = 60.0
 ORPHANS_EXIT_WITHIN = 15.0
 """Generous for a loaded machine: a worker looks for its parent every 0.5 s."""
@@ -172,7 +176,7 @@ async def test_children_of_a_sigkilled_server_hand_back_their_job_and_exit(
                        if not any(marker in command for command in children.values())]
             assert not missing, (missing, children)
             accepted = await http.post(f"{server.url}/api/edit/process",
-                                       json={"filename": slow_clip, "edits": SLOW_EDITS})
+                                       json={"filename": slow_clip, "edits": LONGER_EDITS})
             assert accepted.status_code == 202, accepted.text
             operation_id = accepted.json()["operationId"]
             for _ in range(1500):
