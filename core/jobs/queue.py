@@ -269,13 +269,19 @@ class JobQueue:
 
         Idempotency keys are the owner's own: two owners choosing the same key get a job each.
         """
-        scoped_key = None if idempotency_key is None else f"{owner}\n{idempotency_key}"
         async with self._acquire() as connection:
-            row = await connection.fetchrow(_INSERT, operation_id, operation, json.dumps(params),
-                                            self.max_attempts, scoped_key, owner)
-            if row is not None:
-                return Job.from_row(row), True
-            row = await connection.fetchrow(_BY_KEY, scoped_key)
+            return await self.enqueue_on(connection, owner, operation_id, operation, params, idempotency_key)
+
+    async def enqueue_on(self, connection: DbConnection, owner: str, operation_id: str, operation: str,
+                         params: dict[str, Any], idempotency_key: str | None = None) -> tuple[Job, bool]:
+        """:meth:`enqueue` on ``connection``: in the caller's transaction, the job exists (and
+        workers hear of it) only if that transaction commits."""
+        scoped_key = None if idempotency_key is None else f"{owner}\n{idempotency_key}"
+        row = await connection.fetchrow(_INSERT, operation_id, operation, json.dumps(params),
+                                        self.max_attempts, scoped_key, owner)
+        if row is not None:
+            return Job.from_row(row), True
+        row = await connection.fetchrow(_BY_KEY, scoped_key)
         assert row is not None, "the insert conflicted on this key, so a job holds it"
         return Job.from_row(row), False
 

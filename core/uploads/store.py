@@ -9,12 +9,13 @@ directory or removes it, so the media directory only ever holds whole, probed vi
    :class:`~core.media.errors.MediaError` (415/422) raised, its sentence naming the file
    as the client called it;
 2. rename it into the media directory under a fresh unique name;
-3. store its description and (for a source browsers cannot play) queue the job that makes
-   its browser proxy; then record its owner, and in the same transaction its ``upload.ready``
-   webhook event (core/webhooks), last, so an event is never sent for a file that step 3
-   then removes again. If anything in step 3 fails the stored file is removed again, so no
-   file is left that nobody (or the wrong owner) could claim. The name is new and unknown
-   to anyone until it is returned, so no request can ask for the file before its owner row;
+3. store its description and keyframe index; then record its owner, and in the same
+   transaction (for a source browsers cannot play) the job that makes its browser proxy and
+   its ``upload.ready`` webhook event (core/webhooks): all or none, last, so neither an event
+   nor a job exists for a file that step 3 then removes again. If anything in step 3 fails
+   the stored file is removed again, so no file is left that nobody (or the wrong owner)
+   could claim. The name is new and unknown to anyone until it is returned, so no request
+   can ask for the file before its owner row;
 4. seed the metadata cache, so the first ``GET /api/metadata`` is a hit.
 
 The store is a view over the app's services, made per use (server/app.py), so it always
@@ -30,6 +31,7 @@ from typing import Any
 
 from core import storage
 from core.access.media import MediaOwners
+from core.db.pool import DbConnection
 from core.jobs.queue import JobQueue
 from core.kv.metadata_cache import MetadataCache
 from core.media.errors import MediaError
@@ -68,23 +70,32 @@ class UploadStore:
         try:
             await loop.run_in_executor(None, store_description, stored, metadata)
             await loop.run_in_executor(None, store_keyframe_index, stored, keyframes)
-            if not metadata["browser_playable"]:
-                await self.request_preview(owner, filename)
+            playable = metadata["browser_playable"]
             metadata = {**metadata, "preview": preview(stored, metadata)}
             upload = {"filename": filename, "url": storage.video_url(filename), "metadata": metadata}
-            await self.owners.record(filename, owner, lambda connection: emit(
-                connection, owner, "upload.ready", filename, upload))
+
+            async def with_the_owner(connection: DbConnection) -> None:
+                if not playable:
+                    await self.request_preview(owner, filename, connection)
+                await emit(connection, owner, "upload.ready", filename, upload)
+
+            await self.owners.record(filename, owner, with_the_owner)
         except BaseException:
             await asyncio.shield(loop.run_in_executor(None, discard, stored))
             raise
         await self.metadata.put(filename, metadata)
         return upload
 
-    async def request_preview(self, owner: str, filename: str) -> None:
+    async def request_preview(self, owner: str, filename: str, connection: DbConnection | None = None) -> None:
         """Queue the ``ingest`` job that makes the browser proxy of ``filename`` (once: its
-        operation id is the idempotency key, so asking again finds the same job)."""
+        operation id is the idempotency key, so asking again finds the same job); on
+        ``connection`` when given, in its transaction."""
         operation_id = ingest_operation_id(filename)
-        await self.jobs.enqueue(owner, operation_id, "ingest", {"filename": filename}, idempotency_key=operation_id)
+        job = ("ingest", {"filename": filename})
+        if connection is None:
+            await self.jobs.enqueue(owner, operation_id, *job, idempotency_key=operation_id)
+        else:
+            await self.jobs.enqueue_on(connection, owner, operation_id, *job, idempotency_key=operation_id)
 
 
 def _unlink(path: Path) -> None:

@@ -128,8 +128,26 @@ async def test_an_upload_whose_preview_job_cannot_be_queued_leaves_nothing(jobs_
     async def refuse(*args: Any, **kwargs: Any) -> None:  # the queue's database fails at that moment
         raise OSError("the job queue is unreachable")
 
-    server.app.jobs.enqueue = refuse
+    server.app.jobs.enqueue_on = refuse
     async with _http(server) as http:
         response = await _upload(http, build("prores_pcm", tmp_path))
     assert response.status_code >= 500 and "error" in response.json()
     assert [p for p in media_dir.rglob("*") if p.is_file()] == []  # neither the file nor its description
+
+
+async def test_an_upload_whose_owner_record_fails_leaves_no_preview_job(jobs_server: Any, media_dir: Path,
+                                                                      tmp_path: Path, monkeypatch: Any) -> None:
+    """The preview job is queued in the transaction of the owner row: when that transaction
+    fails after queuing it (here writing its webhook event fails), the job goes with it."""
+    server = await jobs_server(workers=0)
+
+    async def fail(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("the event could not be written")
+
+    monkeypatch.setattr("core.uploads.store.emit", fail)
+    async with _http(server) as http:
+        response = await _upload(http, build("prores_pcm", tmp_path))
+        assert response.status_code >= 500 and "error" in response.json()
+        assert [p for p in media_dir.rglob("*") if p.is_file()] == []
+        async with server.app.db.acquire() as connection:
+            assert await connection.fetchval("SELECT count(*) FROM jobs") == 0
