@@ -31,6 +31,10 @@ Life of a delivery (rows of sql/005_webhooks.sql)::
 Wake-ups: ``LISTEN nve_webhooks`` (``nve_webhook_emit()`` NOTIFYs at commit), the end of
 an attempt (a slot is free), and a poll every ``poll`` seconds (retries fall due, leases
 expire, and NOTIFY is lost while the LISTEN connection is down).
+
+Retention: every ``SWEEP_EVERY`` seconds a sender deletes the events older than ``retain``
+(7 days) whose deliveries have all ended, with their deliveries; a pending one keeps its
+event however old it is.
 """
 
 from __future__ import annotations
@@ -136,6 +140,20 @@ FROM unnest($1::bigint[], $2::timestamptz[]) AS mine(id, leased_until)
 WHERE d.id = mine.id AND d.leased_until = mine.leased_until"""
 _BACKLOG = "SELECT count(*) FROM webhook_deliveries WHERE status = 'pending'"
 
+# Events older than $1 seconds none of whose deliveries is still pending, oldest first, at most
+# $2 of them (their deliveries go with them: ON DELETE CASCADE). SKIP LOCKED: nodes sweeping
+# at once share the work instead of waiting on each other.
+_SWEEP = """
+DELETE FROM webhook_events WHERE id IN (
+  SELECT e.id FROM webhook_events e
+  WHERE e.created_at < now() - make_interval(secs => $1)
+    AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = e.id AND d.status = 'pending')
+  ORDER BY e.created_at LIMIT $2 FOR UPDATE SKIP LOCKED)"""
+SWEEP_EVERY = 300.0
+"""Seconds between two sweeps of old events by one sender."""
+SWEEP_BATCH = 1000
+"""Events deleted per statement: a sweep of a large backlog holds no long lock."""
+
 
 @dataclass(frozen=True, slots=True)
 class Claim:
@@ -182,6 +200,7 @@ class WebhookSender:
         self._listen_task: asyncio.Task[None] | None = None
         self._backlog: int | None = None
         self._counted_at = float("-inf")
+        self._swept_at = float("-inf")
         self.listening = asyncio.Event()
         """Set while the LISTEN connection is up (without it, deliveries wait for the poll)."""
 
@@ -224,6 +243,7 @@ class WebhookSender:
                         self._attempts[task] = claim
                         task.add_done_callback(self._finished)
                 await self._count_backlog()
+                await self._sweep()
             except DB_ERRORS as error:
                 log.warning("webhook deliveries not claimed: %s", error)
             # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a cancel that
@@ -253,6 +273,27 @@ class WebhookSender:
         async with self._acquire() as connection:
             self._backlog = int(await connection.fetchval(_BACKLOG))
         BACKLOG.set(self._backlog)
+
+    async def sweep(self) -> int:
+        """Delete the events kept longer than ``retain`` whose deliveries have all ended; how many."""
+        swept = 0
+        while True:
+            async with self._acquire() as connection:
+                status = await connection.execute(_SWEEP, self._settings.retain, SWEEP_BATCH)
+            deleted = int(status.split()[-1])
+            swept += deleted
+            if deleted < SWEEP_BATCH:
+                return swept
+
+    async def _sweep(self) -> None:
+        """:meth:`sweep`, at most once per ``SWEEP_EVERY``."""
+        now = time.monotonic()
+        if now - self._swept_at < SWEEP_EVERY:
+            return
+        self._swept_at = now
+        swept = await self.sweep()
+        if swept:
+            log.info("deleted %d webhook events older than %.0f s", swept, self._settings.retain)
 
     # -- one attempt ------------------------------------------------------------------------
 

@@ -21,7 +21,8 @@ _ENV: dict[str, tuple[str, Callable[[str], float | int | bool]]] = {
     "retry_for": ("NVE_WEBHOOK_RETRY_FOR", float), "disable_after": ("NVE_WEBHOOK_DISABLE_AFTER", int),
     "allow_private": ("NVE_WEBHOOK_ALLOW_PRIVATE", _flag), "poll": ("NVE_WEBHOOK_POLL", float),
     "per_endpoint": ("NVE_WEBHOOK_PER_ENDPOINT", int), "lease": ("NVE_WEBHOOK_LEASE", float),
-    "connect_timeout": ("NVE_WEBHOOK_CONNECT_TIMEOUT", float), "total_timeout": ("NVE_WEBHOOK_TIMEOUT", float)}
+    "connect_timeout": ("NVE_WEBHOOK_CONNECT_TIMEOUT", float), "total_timeout": ("NVE_WEBHOOK_TIMEOUT", float),
+    "retain": ("NVE_WEBHOOK_RETAIN", float)}
 """The settings an operator sets by environment variable (rotation_overlap is per request instead)."""
 
 
@@ -45,6 +46,9 @@ class WebhookSettings:
     """Senders look for due deliveries (retries, expired leases) this often without a NOTIFY."""
     connect_timeout: float = 2.0
     total_timeout: float = 10.0
+    retain: float = 7 * 86400.0
+    """Seconds an event is kept once every delivery of it has ended (delivered or failed): the
+    deliveries page and redelivery reach back this far; then a sender deletes it."""
     rotation_overlap: float = 86400.0
     """Seconds the old secret still signs after a rotation, unless the request says otherwise."""
 

@@ -285,12 +285,33 @@ def test_settings_from_the_environment():
     assert WebhookSettings.from_env({}) == WebhookSettings()
     settings = WebhookSettings.from_env({"NVE_WEBHOOK_ALLOW_PRIVATE": "1", "NVE_WEBHOOK_RETRY_BASE": "0.5",
                                          "NVE_WEBHOOK_DISABLE_AFTER": "7", "NVE_WEBHOOK_LEASE": "12",
-                                         "NVE_WEBHOOK_TIMEOUT": "3"})
+                                         "NVE_WEBHOOK_TIMEOUT": "3", "NVE_WEBHOOK_RETAIN": "3600"})
     assert (settings.allow_private, settings.retry_base, settings.disable_after, settings.lease,
-            settings.total_timeout) == (True, 0.5, 7, 12.0, 3.0)
+            settings.total_timeout, settings.retain) == (True, 0.5, 7, 12.0, 3.0, 3600.0)
     assert not WebhookSettings.from_env({"NVE_WEBHOOK_ALLOW_PRIVATE": "0"}).allow_private
     with pytest.raises(ValueError, match="lease must outlast"):
         WebhookSettings(lease=10.0)
     backoffs = [WebhookSettings().backoff(attempts, 1.0) for attempts in (1, 2, 3, 20)]
     assert backoffs == [5.0, 10.0, 20.0, 3600.0]
     assert WebhookSettings().backoff(2, 0.5) == 5.0
+
+
+async def test_old_events_whose_deliveries_ended_are_swept(db: Database, migrated_dsn: str) -> None:
+    """Retention: an event past ``retain`` goes with its deliveries once none is pending; a
+    younger one, and an old one still pending, stay."""
+    endpoint, _ = await _subscribe(db, "http://127.0.0.1:9/hooks")
+    old_done, old_pending, young_done = [await _upload_ready(db, f"{name}.mp4") for name in ("a", "b", "c")]
+    connection = await asyncpg.connect(migrated_dsn)
+    try:
+        await connection.execute("UPDATE webhook_events SET created_at = now() - interval '8 days' "
+                                 "WHERE id = any($1::text[])", [old_done, old_pending])
+        await connection.execute("UPDATE webhook_deliveries SET status = 'delivered' WHERE event_id = any($1::text[])",
+                                 [old_done, young_done])
+        sender = WebhookSender(migrated_dsn, db.acquire, dataclasses.replace(FAST, retain=7 * 86400.0))
+        assert await sender.sweep() == 1
+        events = {row["id"] for row in await connection.fetch("SELECT id FROM webhook_events")}
+        deliveries = {row["event_id"] for row in await connection.fetch(
+            "SELECT event_id FROM webhook_deliveries WHERE endpoint_id = $1", endpoint)}
+    finally:
+        await connection.close()
+    assert events == deliveries == {old_pending, young_done}
