@@ -76,6 +76,15 @@ async def test_projects_carry_no_bookkeeping_row_trigger(migrated_dsn):
         await connection.close()
 
 
+async def test_projects_are_vacuumed_after_a_small_share_changed(migrated_dsn):
+    connection = await asyncpg.connect(migrated_dsn)
+    try:
+        options = await connection.fetchval("SELECT reloptions FROM pg_class WHERE oid = 'projects'::regclass")
+    finally:
+        await connection.close()
+    assert {"autovacuum_vacuum_scale_factor=0.01", "autovacuum_vacuum_threshold=1000"} <= set(options)
+
+
 JOURNAL_QUERY = """
 SELECT id FROM projects
 WHERE timeline_state->>'currentTime' > '30' AND timeline_state->'edits' @> '[{"type": "trim"}]'"""
