@@ -32,7 +32,7 @@ import av
 
 from core.media.chunks import join, plan_chunks, render_audio, render_chunk
 from core.media.render import default_threads, render
-from perf.render_bench import RESULTS
+from perf.render_bench import RESULTS, alternating
 from perf.smart_bench import make_clip
 
 EDITS: list[dict[str, Any]] = [{"type": "scale", "width": -1, "height": 720}, {"type": "fade", "in": 1, "out": 1}]
@@ -127,14 +127,9 @@ def main(argv: list[str] | None = None) -> None:
             facts[size] = chunked(clip, size, args.threads, phases[size])
         return run
 
-    jobs: list[tuple[str, Callable[[], None]]] = [("single", run_single)]
-    jobs += [(f"chunked {size:g} s", run_chunked(size)) for size in sizes]
-    for number in range(args.runs):
-        order = jobs[number % len(jobs):] + jobs[:number % len(jobs)]
-        for name, job in order:
-            started = time.perf_counter()
-            job()
-            print(f"  run {number + 1} {name}: {time.perf_counter() - started:.2f} s", flush=True)
+    jobs: dict[str, Callable[[], object]] = {"single": run_single}
+    jobs.update({f"chunked {size:g} s": run_chunked(size) for size in sizes})
+    alternating(args.runs, jobs, verbose=True)  # each job keeps its own wall and CPU figures
 
     base_wall, base_cpu = median(single)
     print(f"\nsingle render: {base_wall:.2f} s wall, {base_cpu:.2f} s CPU; {reference['frames']} frames, "

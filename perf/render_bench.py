@@ -31,7 +31,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from core.media.editplan import build_plan
+from core.media.editplan import plan_for
 from core.media.filmstrip import filmstrip
 from core.media.probe import probe
 from core.media.render import default_threads, filter_complex, filter_graph, render
@@ -59,35 +59,45 @@ def ffmpeg() -> str:
     return binary
 
 
-def make_clip() -> Path:
-    """The 1080p30 60 s H.264/AAC test clip, made once (testsrc2 picture, 440 Hz stereo tone)."""
-    if CLIP.exists():
-        return CLIP
+def make_clip(clip: Path = CLIP, keyframes: tuple[str, ...] = ("-g", "250")) -> Path:
+    """A 1080p30 60 s H.264/AAC test clip, made once (testsrc2 picture, 440 Hz stereo tone);
+    ``keyframes`` are x264's GOP options (the default: x264's own 250-frame GOP)."""
+    if clip.exists():
+        return clip
     RESULTS.mkdir(parents=True, exist_ok=True)
-    tmp = CLIP.with_suffix(".part.mp4")
+    tmp = clip.with_suffix(".part.mp4")
     subprocess.run([ffmpeg(), "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=1920x1080:rate=30",
                     "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", "60",
-                    "-c:v", "libx264", "-preset", "veryfast", "-g", "250", "-pix_fmt", "yuv420p",
+                    "-c:v", "libx264", "-preset", "veryfast", *keyframes, "-pix_fmt", "yuv420p",
                     "-c:a", "aac", "-ac", "2", "-b:a", "128k", str(tmp)], check=True)
-    tmp.rename(CLIP)
-    return CLIP
+    tmp.rename(clip)
+    return clip
+
+
+def alternating(runs: int, jobs: dict[str, Callable[[], object]], *, verbose: bool = False) -> dict[str, float]:
+    """Median wall seconds of each job, the order rotated every run (each job's time printed
+    as it is taken when ``verbose``)."""
+    times: dict[str, list[float]] = {name: [] for name in jobs}
+    names = list(jobs)
+    for run in range(runs):
+        for name in names[run % len(names):] + names[:run % len(names)]:
+            started = time.perf_counter()
+            jobs[name]()
+            times[name].append(time.perf_counter() - started)
+            if verbose:
+                print(f"  run {run + 1} {name}: {times[name][-1]:.2f} s", flush=True)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def paired(runs: int, ours: Callable[[], object], theirs: Callable[[], object]) -> tuple[float, float]:
     """Median wall seconds of ``ours`` and ``theirs``, run in alternating order."""
-    a: list[float] = []
-    b: list[float] = []
-    for run in range(runs):
-        for fn, into in ((ours, a), (theirs, b))[:: 1 if run % 2 == 0 else -1]:
-            started = time.perf_counter()
-            fn()
-            into.append(time.perf_counter() - started)
-    return statistics.median(a), statistics.median(b)
+    medians = alternating(runs, {"ours": ours, "theirs": theirs})
+    return medians["ours"], medians["theirs"]
 
 
 def bench_process(clip: Path, runs: int, preset: str, threads: int) -> tuple[float, float, str]:
     info = probe(clip)
-    plan = build_plan(EDITS, duration=info["duration"], width=info["display_width"], height=info["display_height"])
+    plan = plan_for(EDITS, info)
     with av.open(str(clip)) as container:
         fps = container.streams.video[0].average_rate
     graph = filter_complex(filter_graph(plan, fps=fps, audio=True))

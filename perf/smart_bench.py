@@ -19,21 +19,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import subprocess
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import av
 
-from core.media.editplan import build_plan
+from core.media.editplan import plan_for
 from core.media.keyframes import keyframe_index
 from core.media.probe import describe
 from core.media.process import choose, process
 from core.media.render import PRESET, default_threads, filter_complex, filter_graph, output_rate, render
-from perf.render_bench import RESULTS, ffmpeg
+from perf import render_bench
+from perf.render_bench import RESULTS, alternating, ffmpeg
 
 CLIP = RESULTS / "bench-1080p30-60s-gop2.mp4"
 EDITS = [
@@ -45,33 +44,12 @@ TARGET = 8.0
 
 
 def make_clip() -> Path:
-    """The clip, made once: testsrc2 picture, 440 Hz stereo tone, a keyframe every 60 frames."""
-    if not CLIP.exists():
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        tmp = CLIP.with_suffix(".part.mp4")
-        subprocess.run([ffmpeg(), "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=1920x1080:rate=30",
-                        "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", "60",
-                        "-c:v", "libx264", "-preset", "veryfast", "-g", "60", "-keyint_min", "60",
-                        "-sc_threshold", "0", "-pix_fmt", "yuv420p", "-c:a", "aac", "-ac", "2", "-b:a", "128k",
-                        str(tmp)], check=True)
-        tmp.rename(CLIP)
-    # What ingest stores for an upload: the description and the keyframe index.
-    describe(CLIP)
-    keyframe_index(CLIP)
-    return CLIP
-
-
-def alternating(runs: int, jobs: dict[str, Callable[[], object]]) -> dict[str, float]:
-    """Median wall seconds of each job, the order rotated every run."""
-    times: dict[str, list[float]] = {name: [] for name in jobs}
-    names = list(jobs)
-    for run in range(runs):
-        for name in names[run % len(names):] + names[:run % len(names)]:
-            started = time.perf_counter()
-            jobs[name]()
-            times[name].append(time.perf_counter() - started)
-            print(f"  run {run + 1} {name}: {times[name][-1]:.2f} s", flush=True)
-    return {name: statistics.median(values) for name, values in times.items()}
+    """The clip (render_bench's, with a keyframe every 60 frames), made once, and what ingest
+    stores for an upload: its description and keyframe index."""
+    clip = render_bench.make_clip(CLIP, ("-g", "60", "-keyint_min", "60", "-sc_threshold", "0"))
+    describe(clip)
+    keyframe_index(clip)
+    return clip
 
 
 def frame_times(path: Path) -> list[float]:
@@ -111,7 +89,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     clip = make_clip()
     info = describe(clip)
-    plan = build_plan(EDITS, duration=info["duration"], width=info["display_width"], height=info["display_height"])
+    plan = plan_for(EDITS, info)
     with av.open(str(clip)) as container:
         fps = output_rate(container.streams.video[0])
     started = time.perf_counter()
@@ -135,7 +113,7 @@ def main(argv: list[str] | None = None) -> None:
         "smart": smart,
         "full": lambda: render(clip, full_out, EDITS, threads=args.threads),
         "cli": lambda: subprocess.run(cli, check=True),
-    })
+    }, verbose=True)
     print("\n| render | median | full / this |")
     print("|---|---|---|")
     for name, label in (("smart", "smart render (process)"), ("full", "full render (render())"),

@@ -41,7 +41,7 @@ from typing import Any
 
 import av
 
-from core.media.editplan import build_plan
+from core.media.editplan import plan_for
 from core.media.errors import MediaError
 from core.media.keyframes import keyframe_index
 from core.media.output import atomic_output, open_output
@@ -105,8 +105,7 @@ class Chunk:
 def _placement(src: str | os.PathLike[str], edits: list[dict[str, Any]]) -> Placement:
     """The single render's frame placement for ``edits`` of ``src`` (the header is read, no packet)."""
     info = described(src)
-    plan = build_plan(edits, duration=float(info["duration"]), width=info["display_width"],
-                      height=info["display_height"])
+    plan = plan_for(edits, info)
     with open_input(src) as source:
         video = video_stream(source, Path(src).name)
         return Placement(plan, time_base(video), output_rate(video))

@@ -171,6 +171,13 @@ def build_plan(edits: list[dict[str, Any]], *, duration: float, width: int, heig
                       geometry=tuple(geometry), width=cur_w, height=cur_h, duration=out_duration)
 
 
+def plan_for(edits: list[dict[str, Any]], info: dict[str, Any]) -> RenderPlan:
+    """:func:`build_plan` against the source ``info`` describes (core.media.probe: its
+    duration and its displayed size)."""
+    return build_plan(edits, duration=float(info["duration"]), width=info["display_width"],
+                      height=info["display_height"])
+
+
 def _bad(index: int, field: str, reason: str) -> InvalidRequest:
     return InvalidRequest(f"Edit {index}: field '{field}' is invalid: {reason}")
 

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from core.media.editplan import RenderPlan, build_plan
+from core.media.editplan import RenderPlan, plan_for
 from core.media.keyframes import KeyframeIndex, keyframe_index
 from core.media.probe import described, open_input
 from core.media.render import Progress, render
@@ -92,8 +92,7 @@ def estimate_reencoded(plan: RenderPlan, index: KeyframeIndex, fps: float) -> in
 def choose(src: str | os.PathLike[str], edits: list[dict[str, Any]]) -> Choice:
     """The render ``process`` should run for ``edits`` of ``src`` (see the module docstring)."""
     info = described(src)
-    plan = build_plan(edits, duration=float(info["duration"]), width=info["display_width"],
-                      height=info["display_height"])
+    plan = plan_for(edits, info)
     reason = _refusal(src, info, plan)
     if reason is not None:
         return Choice("full", reason)

@@ -67,7 +67,7 @@ import av.error
 from av.video.frame import PictureType
 
 from core.media.decode import TolerantDecoder
-from core.media.editplan import RenderPlan, Scale, atempo_chain, build_plan
+from core.media.editplan import RenderPlan, Scale, atempo_chain, plan_for
 from core.media.errors import CorruptMedia
 from core.media.gop import seek_before
 from core.media.keyframes import keyframe_index
@@ -708,8 +708,7 @@ def _encode(source: Any, tmp: Path, edits: list[dict[str, Any]], info: dict[str,
     if not part.video and ain is None:
         raise ValueError("A render part with neither video nor audio")
     vin.codec_context.thread_count = encoding.threads
-    plan = build_plan(edits, duration=float(info["duration"]), width=info["display_width"],
-                      height=info["display_height"])
+    plan = plan_for(edits, info)
     fps = output_rate(vin)
     placement = Placement(plan, time_base(vin), fps)
     first, end = part.window(placement)

@@ -67,7 +67,7 @@ from typing import Any
 import av
 
 from core.media import render as full
-from core.media.editplan import RenderPlan, build_plan
+from core.media.editplan import RenderPlan, plan_for
 from core.media.errors import CorruptMedia, MediaError, OutOfSpace
 from core.media.gop import seek_before
 from core.media.output import atomic_output, open_output
@@ -443,8 +443,7 @@ def smart_render(src: str | os.PathLike[str], dst: str | os.PathLike[str], edits
     "reencodedFrames", "copiedFrames"}``.
     """
     info = described(src)
-    plan = build_plan(edits, duration=float(info["duration"]), width=info["display_width"],
-                      height=info["display_height"])
+    plan = plan_for(edits, info)
     timeline = Timeline.of(info)
     throttle = Throttle(plan.duration / full.ENCODE_SHARE, progress, should_cancel)
     with atomic_output(dst) as tmp, open_input(src) as container:
