@@ -4,7 +4,8 @@ Rows leave PostgreSQL as JSON text (``row_to_json``), already in the contract's 
 shape with ISO 8601 timestamps (the pool pins the session time zone to UTC). The server
 writes those bytes as they are: no per-row dicts, no re-encoding of ``timeline_state``,
 which is what made the 100-row list the slow path elsewhere. Every statement is a
-constant string, so asyncpg prepares it once per connection and reuses it.
+constant string, so asyncpg prepares it once per connection and reuses it. The gets by id
+of one event-loop turn go to PostgreSQL as one statement (:meth:`ProjectStore.get`).
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ import base64
 import binascii
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
+import asyncpg
 import msgspec
 
-from core.db.pool import Database
+from core.batch import TurnBatcher
+from core.db.pool import Database, DbConnection
 from core.errors import NotFound, PreconditionFailed, ValidationError
 from core.shapes import Named, Obj, Prop, Text
 from core.timeline import TIMELINE_STATE
@@ -37,9 +40,29 @@ VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7)
 ON CONFLICT (owner, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 RETURNING id, version, {_ROW_JSON} AS doc"""
 
+# The creations of one loop turn as one statement (ProjectStore.create): each row's id is drawn
+# first (input is read twice, so PostgreSQL computes it once), so each caller finds its own row
+# among those inserted by the ordinal of its parameters; a row skipped for its idempotency key
+# (used before, or earlier in the same batch) is not among them.
+_INSERT_MANY = f"""
+WITH input AS (
+  SELECT nextval('projects_id_seq') AS new_id, u.*
+  FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[]) WITH ORDINALITY
+       AS u(new_name, new_description, new_video_filename, new_video_url, new_timeline, new_owner, new_key, ord)
+), inserted AS (
+  INSERT INTO projects (id, name, description, video_filename, video_url, timeline_state, owner, idempotency_key)
+  SELECT new_id, new_name, new_description, new_video_filename, new_video_url, new_timeline::jsonb, new_owner, new_key
+  FROM input ORDER BY ord
+  ON CONFLICT (owner, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+  RETURNING id, version, {_ROW_JSON} AS doc)
+SELECT input.ord, inserted.version, inserted.doc FROM inserted JOIN input ON input.new_id = inserted.id"""
+
 _BY_IDEMPOTENCY_KEY = f"SELECT version, {_ROW_JSON} AS doc FROM projects WHERE owner = $1 AND idempotency_key = $2"
 
 _SELECT = f"SELECT version, {_ROW_JSON} AS doc FROM projects WHERE id = $1 AND owner = $2"
+
+# GET by id, batched (see ProjectStore.get): each caller's owner is checked against the row's.
+_SELECT_MANY = f"SELECT id, owner, version, {_ROW_JSON} AS doc FROM projects WHERE id = ANY($1::integer[])"
 
 _PAGE_FIRST = f"""
 SELECT id, updated_at, {_ROW_JSON} AS doc FROM projects WHERE owner = $2
@@ -52,15 +75,47 @@ ORDER BY updated_at DESC, id DESC LIMIT $1"""
 
 # One statement for every combination of fields: a NULL flag leaves the column as it is.
 # `$5` is the If-Match version (NULL: unconditional); a stale version updates nothing. The
-# statement bumps version (the ETag) and updated_at itself: no trigger does (sql/007).
+# statement bumps version (the ETag) and updated_at itself, and writes the project.updated
+# webhook event (sql/005's nve_webhook_emit) when an enabled endpoint of the owner subscribes
+# to it: no trigger does any of it (sql/007, sql/011). The EXISTS depends on parameters only,
+# so it runs once, as one index probe, and an owner without webhooks pays nothing more.
 _UPDATE = f"""
-UPDATE projects SET
-  name = CASE WHEN $2::boolean THEN $3 ELSE name END,
-  description = CASE WHEN $4::boolean THEN $6 ELSE description END,
-  timeline_state = CASE WHEN $7::boolean THEN $8::jsonb ELSE timeline_state END,
-  version = version + 1, updated_at = now()
-WHERE id = $1 AND owner = $9 AND ($5::integer IS NULL OR version = $5)
-RETURNING version, {_ROW_JSON} AS doc"""
+WITH updated AS (
+  UPDATE projects SET
+    name = CASE WHEN $2::boolean THEN $3 ELSE name END,
+    description = CASE WHEN $4::boolean THEN $6 ELSE description END,
+    timeline_state = CASE WHEN $7::boolean THEN $8::jsonb ELSE timeline_state END,
+    version = version + 1, updated_at = now()
+  WHERE id = $1 AND owner = $9 AND ($5::integer IS NULL OR version = $5)
+  RETURNING id, version, {_ROW_JSON} AS doc)
+SELECT version, doc,
+  (SELECT nve_webhook_emit($9, 'project.updated', id::text, jsonb_build_object('id', id, 'version', version))
+   WHERE EXISTS (SELECT FROM webhook_endpoints
+                 WHERE owner = $9 AND disabled_at IS NULL AND 'project.updated' = ANY (events))) AS event
+FROM updated"""
+
+# The updates of one loop turn as one statement (ProjectStore.update): _UPDATE per row, its
+# parameters as arrays, one row each (ids distinct, ascending: concurrent batches lock their rows in
+# one order). u's columns are named apart from projects' so that _ROW_JSON reads the project's.
+_UPDATE_MANY = f"""
+WITH updated AS (
+  UPDATE projects SET
+    name = CASE WHEN u.set_name THEN u.new_name ELSE name END,
+    description = CASE WHEN u.set_description THEN u.new_description ELSE description END,
+    timeline_state = CASE WHEN u.set_timeline THEN u.new_timeline::jsonb ELSE timeline_state END,
+    version = version + 1, updated_at = now()
+  FROM unnest($1::integer[], $2::text[], $3::boolean[], $4::text[], $5::boolean[], $6::text[],
+              $7::boolean[], $8::text[], $9::integer[])
+       AS u(project_id, project_owner, set_name, new_name, set_description, new_description,
+            set_timeline, new_timeline, if_version)
+  WHERE id = u.project_id AND owner = u.project_owner AND (u.if_version IS NULL OR version = u.if_version)
+  RETURNING id, owner, version, {_ROW_JSON} AS doc)
+SELECT updated.id, updated.version, updated.doc,
+  (SELECT nve_webhook_emit(updated.owner, 'project.updated', updated.id::text,
+                           jsonb_build_object('id', updated.id, 'version', updated.version))
+   WHERE EXISTS (SELECT FROM webhook_endpoints e WHERE e.owner = updated.owner AND e.disabled_at IS NULL
+                 AND 'project.updated' = ANY (e.events))) AS event
+FROM updated"""
 
 _DELETE = "DELETE FROM projects WHERE id = $1 AND owner = $2"
 
@@ -171,6 +226,41 @@ def page_limit(raw: str | None) -> int:
     return MAX_PAGE if len(digits) > 3 else min(int(digits), MAX_PAGE)
 
 
+_PageKey = tuple[str, int, "tuple[dt.datetime, int] | None"]
+"""A page's owner, limit and the (updated_at, id) it starts after (None: the first page)."""
+
+
+class _Creation(NamedTuple):
+    """One creation, in _INSERT's parameter order (and _INSERT_MANY's columns)."""
+
+    name: str
+    description: str | None
+    video_filename: str
+    video_url: str
+    timeline: str
+    owner: str
+    idempotency_key: str | None
+
+
+class _Update(NamedTuple):
+    """One update, in _UPDATE_MANY's column order (its parameters, row by row)."""
+
+    project_id: int
+    owner: str
+    has_name: bool
+    name: str | None
+    has_description: bool
+    description: str | None
+    has_timeline: bool
+    timeline: str | None
+    if_version: int | None
+
+    def single(self) -> tuple[object, ...]:
+        """Its parameters for _UPDATE (the statement of one update)."""
+        return (self.project_id, self.has_name, self.name, self.has_description, self.if_version,
+                self.description, self.has_timeline, self.timeline, self.owner)
+
+
 # -- the store ---------------------------------------------------------------------------
 
 class ProjectStore:
@@ -178,37 +268,94 @@ class ProjectStore:
 
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._lookups: TurnBatcher[tuple[str, int], Document | None] = TurnBatcher(self._get_many)
+        self._creations: TurnBatcher[_Creation, Document | None] = TurnBatcher(self._create_many)
+        self._updates: TurnBatcher[_Update, Document | None] = TurnBatcher(self._update_many)
+        self._pages: TurnBatcher[_PageKey, Page] = TurnBatcher(self._page_many)
 
     async def create(self, owner: str, project: NewProject, idempotency_key: str | None = None
                      ) -> tuple[Document, bool]:
-        """Insert a project; it and True, or (a key ``owner`` used before) that key's project and False."""
+        """Insert a project; it and True, or (a key ``owner`` used before) that key's project and False.
+
+        The creations of one event-loop turn go to PostgreSQL as one statement and one commit
+        (:meth:`_create_many`), each answered after its commit.
+        """
+        row = await self._creations(_Creation(
+            project.name, project.description, project.video_filename, project.video_url,
+            _json.encode(project.timeline_state).decode(), owner, idempotency_key))
+        if row is not None:
+            return row, True
         async with self._db.acquire() as connection:
-            row = await connection.fetchrow(
-                _INSERT, project.name, project.description, project.video_filename,
-                project.video_url, _json.encode(project.timeline_state).decode(), owner, idempotency_key,
-            )
-            created = row is not None
-            if not created:
-                row = await connection.fetchrow(_BY_IDEMPOTENCY_KEY, owner, idempotency_key)
-        if row is None:  # the key's project was deleted between the two statements
+            found = await connection.fetchrow(_BY_IDEMPOTENCY_KEY, owner, idempotency_key)
+        if found is None:  # the key's project was deleted between the two statements
             raise NotFound(f"The project created with Idempotency-Key {idempotency_key!r} was deleted")
-        return Document(row["version"], row["doc"].encode()), created
+        return Document(found["version"], found["doc"].encode()), False
+
+    async def _create_many(self, creations: list[_Creation]) -> list[Document | None]:
+        """Each creation's row, or None where its idempotency key was used before (by an earlier
+        creation of the same batch too: the first of them is inserted)."""
+        async with self._db.acquire() as connection:
+            if len(creations) == 1:
+                row = await connection.fetchrow(_INSERT, *creations[0])
+                return [None if row is None else Document(row["version"], row["doc"].encode())]
+            rows = await connection.fetch(_INSERT_MANY, *zip(*creations))
+        done: list[Document | None] = [None] * len(creations)
+        for row in rows:
+            done[row["ord"] - 1] = Document(row["version"], row["doc"].encode())
+        return done
 
     async def get(self, owner: str, project_id: int) -> Document:
+        """``owner``'s project ``project_id``.
+
+        The gets of one event-loop turn share one statement and one pooled connection
+        (core/batch.py): under load that is one round trip for many requests, and the
+        statement starts after all of them arrived, so each sees every write finished before it.
+        """
         _check_id(project_id)
-        async with self._db.acquire() as connection:
-            row = await connection.fetchrow(_SELECT, project_id, owner)
-        if row is None:
+        doc = await self._lookups((owner, project_id))
+        if doc is None:
             raise NotFound(f"Project {project_id} not found")
-        return Document(row["version"], row["doc"].encode())
+        return doc
+
+    async def _get_many(self, keys: list[tuple[str, int]]) -> list[Document | None]:
+        async with self._db.acquire() as connection:
+            rows = await connection.fetch(_SELECT_MANY, [project_id for _, project_id in keys])
+        found = {row["id"]: row for row in rows}
+        docs: list[Document | None] = []
+        for owner, project_id in keys:
+            row = found.get(project_id)
+            # Another owner's project is not found, as if the statement had said "AND owner = $2".
+            if row is None or row["owner"] != owner:
+                docs.append(None)
+            else:
+                docs.append(Document(row["version"], row["doc"].encode()))
+        return docs
 
     async def page(self, owner: str, limit: int, cursor: str | None) -> Page:
+        """``limit`` of ``owner``'s projects, the most recently updated first, from ``cursor`` on.
+
+        The same page asked for several times in one event-loop turn (clients polling one
+        list) is read once, after all of them arrived, and the pages of a turn share one pooled
+        connection: each caller still sees every write finished before it asked.
+        """
+        decoded = decode_cursor(cursor) if cursor is not None else None  # a bad cursor fails its caller only
+        return await self._pages((owner, limit, decoded))
+
+    async def _page_many(self, keys: list[_PageKey]) -> list[Page]:
+        pages: dict[_PageKey, Page] = {}
         async with self._db.acquire() as connection:
-            if cursor is None:
-                rows = await connection.fetch(_PAGE_FIRST, limit + 1, owner)
-            else:
-                updated_at, after_id = decode_cursor(cursor)
-                rows = await connection.fetch(_PAGE_AFTER, limit + 1, updated_at, after_id, owner)
+            for key in keys:
+                if key not in pages:
+                    pages[key] = await self._read_page(connection, *key)
+        return [pages[key] for key in keys]
+
+    @staticmethod
+    async def _read_page(connection: DbConnection, owner: str, limit: int,
+                         after: tuple[dt.datetime, int] | None) -> Page:
+        if after is None:
+            rows = await connection.fetch(_PAGE_FIRST, limit + 1, owner)
+        else:
+            rows = await connection.fetch(_PAGE_AFTER, limit + 1, after[0], after[1], owner)
         more = len(rows) > limit
         rows = rows[:limit]
         body = ("[" + ",".join([row["doc"] for row in rows]) + "]").encode()
@@ -217,22 +364,58 @@ class ProjectStore:
 
     async def update(self, owner: str, project_id: int, changes: ProjectChanges,
                      if_version: int | None) -> Document:
+        """Apply ``changes`` to ``owner``'s project (only if its version is ``if_version``, unless None).
+
+        The updates of one event-loop turn go to PostgreSQL as one statement and one commit
+        (:meth:`_update_many`); each is still all or nothing, and answered after its commit.
+        """
         _check_id(project_id)
         timeline = _json.encode(changes.timeline_state).decode() if changes.has_timeline else None
+        done = await self._updates(_Update(project_id, owner, changes.has_name, changes.name,
+                                           changes.has_description, changes.description,
+                                           changes.has_timeline, timeline, if_version))
+        if done is not None:
+            return done
         async with self._db.acquire() as connection:
-            row = await connection.fetchrow(
-                _UPDATE, project_id, changes.has_name, changes.name, changes.has_description,
-                if_version, changes.description, changes.has_timeline, timeline, owner,
-            )
-            if row is None:
-                current = await connection.fetchrow(_SELECT, project_id, owner)
-        if row is not None:
-            return Document(row["version"], row["doc"].encode())
+            current = await connection.fetchrow(_SELECT, project_id, owner)
         if current is None:
             raise NotFound(f"Project {project_id} not found")
         raise PreconditionFailed(
             f"Project {project_id} was changed by someone else (version {current['version']}, "
             f"If-Match named {if_version})", current["doc"].encode(), current["version"])
+
+    async def _update_many(self, updates: list[_Update]) -> list[Document | None]:
+        """Each update's new row, or None where it changed nothing (no such row of that owner, or
+        a stale ``if_version``).
+
+        One statement for the first update of each project, in ascending id order (two batches
+        never wait on each other's rows in opposite orders); a second update of a project in the
+        same batch runs alone after it, so it sees the first. Should the statement fail (a
+        deadlock with a writer of another kind, say), every update runs alone, so each caller
+        gets its own answer or error.
+        """
+        firsts: dict[int, int] = {}
+        for index, update in enumerate(updates):
+            firsts.setdefault(update.project_id, index)
+        batch = sorted(firsts.values(), key=lambda index: updates[index].project_id)
+        if len(batch) == 1:
+            batch = []  # one project: the one-row statement, planned for exactly that
+        done: list[Document | None] = [None] * len(updates)
+        async with self._db.acquire() as connection:
+            if batch:
+                try:
+                    rows = await connection.fetch(_UPDATE_MANY, *zip(*(updates[index] for index in batch)))
+                except asyncpg.PostgresError:
+                    batch = []
+                else:
+                    by_id = {row["id"]: Document(row["version"], row["doc"].encode()) for row in rows}
+                    for index in batch:
+                        done[index] = by_id.get(updates[index].project_id)
+            rest = set(range(len(updates))).difference(batch)
+            for index in sorted(rest):
+                row = await connection.fetchrow(_UPDATE, *updates[index].single())
+                done[index] = None if row is None else Document(row["version"], row["doc"].encode())
+        return done
 
     async def delete(self, owner: str, project_id: int) -> None:
         _check_id(project_id)

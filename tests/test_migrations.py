@@ -64,14 +64,14 @@ def test_the_repository_migrations_are_well_formed():
     assert [m.version for m in discover(SQL_DIR)] == list(range(1, len(discover(SQL_DIR)) + 1))
 
 
-async def test_projects_carry_no_bookkeeping_row_trigger(migrated_dsn):
-    """The write path's statement bumps version and updated_at (core/projects.py); what is left
-    firing per row is the webhook outbox's AFTER UPDATE trigger."""
+async def test_projects_carry_no_row_trigger(migrated_dsn):
+    """The write path's statement bumps version and updated_at and writes the project.updated
+    event itself (core/projects.py): nothing fires per row."""
     connection = await asyncpg.connect(migrated_dsn)
     try:
         triggers = await connection.fetch(
             "SELECT tgname FROM pg_trigger WHERE tgrelid = 'projects'::regclass AND NOT tgisinternal")
-        assert [row["tgname"] for row in triggers] == ["projects_webhook"]
+        assert [row["tgname"] for row in triggers] == []
     finally:
         await connection.close()
 

@@ -8,9 +8,10 @@ not carry it, so no listing can show it by mistake.
 URLs are vetted at creation (:func:`core.webhooks.client.vet_url`: SSRF) and again at every
 attempt, since what a name resolves to may change after it was accepted.
 
-:func:`emit` is the outbox's Python side: events that no trigger sees (``upload.ready``)
-are written with it inside the caller's transaction, exactly as the triggers do for jobs and
-projects.
+:func:`emit` is the outbox's Python side: events that no statement of PostgreSQL writes
+(``upload.ready``) are written with it inside the caller's transaction, exactly as the
+trigger on jobs does for job events and the UPDATE of core/projects.py for project.updated
+(both call ``nve_webhook_emit``).
 """
 
 from __future__ import annotations

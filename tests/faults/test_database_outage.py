@@ -45,8 +45,9 @@ async def test_writes_during_a_silent_outage_are_fast_503s_and_nothing_is_half_w
         assert {write.status for write in burst} == {UNAVAILABLE}
         # The cause of fast answers: once the latch was down no request tried PostgreSQL,
         # so none waited for a connect that the silent host would never answer.
+        # (Refused uses, not requests: the writes of one loop turn share one use, core/projects.py.)
         assert after["failed"] == before["failed"], (before, after)
-        assert after["rejected"] - before["rejected"] >= len(burst), (before, after, len(burst))
+        assert after["rejected"] > before["rejected"], (before, after, len(burst))
         # Connects do hang meanwhile (the latch's probe and the job-events listener knock): this
         # is the outage in which trying per request would have cost every request 2 s.
         await load.wait_for(lambda: proxy.unanswered > 0, "a connect to the silent host")

@@ -1,8 +1,9 @@
 """WebhookStore and the outbox against a real PostgreSQL (sql/005_webhooks.sql).
 
 The outbox tests finish jobs through the real JobQueue, inside transactions the test commits
-or rolls back, and count what the triggers wrote: the event exists exactly when the change
-does, with one delivery per subscribed, enabled endpoint of the job's owner.
+or rolls back, and update projects through the real ProjectStore, and count what the jobs'
+trigger and the projects' UPDATE wrote: the event exists exactly when the change does, with
+one delivery per subscribed, enabled endpoint of the owner.
 """
 
 from __future__ import annotations
@@ -15,14 +16,16 @@ import asyncpg
 import pytest
 
 from core.db.pool import Database
-from core.errors import NotFound, ValidationError
+from core.errors import NotFound, PreconditionFailed, ValidationError
 from core.jobs.queue import JobQueue
+from core.projects import NewProject, ProjectChanges, ProjectStore
 from core.webhooks.settings import WebhookSettings
 from core.webhooks.store import NEW_WEBHOOK, ROTATION, WebhookStore, emit
 from tests.webhooks.units import PRIVATE_OK, count, finish_job, on
 
 URL = "http://127.0.0.1:9/hook"
 ALICE, BOB = "tenant:alice", "tenant:bob"
+NEW = NewProject(name="p", description=None, video_filename="a.mp4", video_url="/videos/a.mp4", timeline_state={})
 
 
 @pytest.fixture
@@ -39,8 +42,7 @@ async def _endpoint(store: WebhookStore, owner: str = ALICE, events: tuple[str, 
 async def test_the_migration_made_the_tables_and_triggers(migrated_dsn):
     tables = await count(migrated_dsn, "SELECT count(*) FROM pg_tables WHERE tablename LIKE 'webhook_%'")
     assert tables == 3
-    assert await count(migrated_dsn, "SELECT count(*) FROM pg_trigger WHERE tgname IN "
-                                     "('jobs_webhook', 'projects_webhook')") == 2
+    assert await count(migrated_dsn, "SELECT count(*) FROM pg_trigger WHERE tgname = 'jobs_webhook'") == 1
 
 
 async def test_create_shows_the_secret_once(store):
@@ -188,20 +190,31 @@ async def test_no_subscriber_writes_nothing(store, db, migrated_dsn):
     assert await count(migrated_dsn, "SELECT count(*) FROM webhook_events") == 0
 
 
-async def test_a_project_update_is_its_event_with_id_and_version(store, migrated_dsn):
+async def test_a_project_update_is_its_event_with_id_and_version(store, db, migrated_dsn):
     endpoint = await _endpoint(store, events=("project.updated",))
+    projects = ProjectStore(db)
+    project = json.loads((await projects.create(ALICE, NEW))[0].json)["id"]
+    assert await _outbox(migrated_dsn) == [], "creating a project is no update"
+    updated = await projects.update(ALICE, project, ProjectChanges(name="q", has_name=True), None)
+    assert await _outbox(migrated_dsn) == [(ALICE, "project.updated", str(project), endpoint)]
     connection = await asyncpg.connect(migrated_dsn)
     try:
-        project = await connection.fetchval(
-            "INSERT INTO projects (name, video_filename, video_url, owner) VALUES ('p', 'a.mp4', '/v', $1) "
-            "RETURNING id", ALICE)
-        assert await _outbox(migrated_dsn) == [], "creating a project is no update"
-        await connection.execute("UPDATE projects SET name = 'q', version = version + 1 WHERE id = $1", project)
-        data = await connection.fetchval("SELECT data::text FROM webhook_events")
+        data = json.loads(await connection.fetchval("SELECT data::text FROM webhook_events"))
     finally:
         await connection.close()
-    assert await _outbox(migrated_dsn) == [(ALICE, "project.updated", str(project), endpoint)]
-    assert json.loads(data) == {"id": project, "version": 2}
+    assert data == {"id": project, "version": updated.version} == {"id": project, "version": 2}
+    with pytest.raises(PreconditionFailed):
+        await projects.update(ALICE, project, ProjectChanges(name="r", has_name=True), 1)
+    assert len(await _outbox(migrated_dsn)) == 1, "an update that did not happen is no event"
+
+
+async def test_a_project_update_without_subscriber_writes_nothing(store, db, migrated_dsn):
+    await _endpoint(store, ALICE, events=("job.completed",))
+    await _endpoint(store, BOB, events=("project.updated",))
+    projects = ProjectStore(db)
+    project = json.loads((await projects.create(ALICE, NEW))[0].json)["id"]
+    await projects.update(ALICE, project, ProjectChanges(name="q", has_name=True), None)
+    assert await count(migrated_dsn, "SELECT count(*) FROM webhook_events") == 0
 
 
 async def test_emit_writes_in_the_callers_transaction(store, migrated_dsn):
