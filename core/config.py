@@ -92,13 +92,14 @@ class Settings:
     db_pool_max: int = 20
     db_idle_timeout: float = 30.0
     db_connect_timeout: float = 2.0
+    media_path: Path = dataclasses.field(init=False, repr=False, compare=False)
+    """``media_dir``, or ``data_dir/media`` when it is not set (computed once: every media
+    request asks for it)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "allowed_origins", _normalize_origins(self.allowed_origins))
-
-    @property
-    def media_path(self) -> Path:
-        return self.media_dir if self.media_dir is not None else self.data_dir / "media"
+        object.__setattr__(self, "media_path", self.media_dir if self.media_dir is not None
+                           else self.data_dir / "media")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:

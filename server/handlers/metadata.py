@@ -2,11 +2,13 @@
 
 The name must be a plain ``[A-Za-z0-9._-]`` file name of a regular file directly in the
 media directory, else 404 (so ``..`` and friends never reach the file system). The
-body is the cached JSON document as Redis holds it: a hit costs one ``GET`` and no
-encoding. A file that is not a video answers its media error (415/422). A document whose
-browser preview was still being made when it was cached is re-checked (a stat and the
-job's row) until the proxy exists, then cached anew; a job that ended without one makes
-the preview ``failed`` with its error.
+body is the cached JSON document as Redis holds it, with no encoding: a hit is served
+from this process's copy while the file is unchanged (core/kv/metadata_cache.py: an
+``lstat``, no Redis round trip), else costs one ``GET``. A file that is not a video
+answers its media error (415/422). A document whose browser preview was still being made
+when it was cached is read from Redis and re-checked (a stat and the job's row) on every
+request until the proxy exists, then cached anew; a job that ended without one makes the
+preview ``failed`` with its error.
 """
 
 from __future__ import annotations
@@ -15,24 +17,23 @@ import asyncio
 import json
 
 from core import storage
+from core.kv.metadata_cache import PENDING
 from core.media.derived import is_fresh
 from core.media.ingest import ingest_operation_id, preview_path
 from server.http.request import Request
 from server.http.response import HTTPError, Response, raw_json_response
 from server.policy.access import check_media_owner, owner_of
 
-PENDING = b'"status":"pending"'
-"""How a cached document whose browser proxy was still being made reads (compact JSON)."""
 ENDED = ("failed", "cancelled")
 
 
 async def get_metadata(request: Request) -> Response:
     app = request.app
     filename = request.path_params["filename"]
-    storage.media_file(app.settings.media_path, filename)
+    found = storage.media_stat(app.settings.media_path, filename)
     await check_media_owner(request, filename)
     try:
-        document = await app.kv.metadata.get_json(filename)
+        document = await app.kv.metadata.get_json(filename, found)
         if PENDING in document:
             document = await _pending(request, filename, document)
     except FileNotFoundError:

@@ -220,3 +220,85 @@ async def test_hit_ratio_is_over_the_recent_window(kv: RedisConnection, media: P
     for _ in range(10):
         await cache.get("a.mp4")
     assert cache.hit_ratio() == 1.0, "the first miss has left the window"
+
+
+def redis_commands() -> float:
+    return REGISTRY.get_sample_value("nve_redis_commands_total", {"outcome": "ok"}) or 0.0
+
+
+def replace(path: Path, content: bytes) -> None:
+    """What another node's upload under ``path``'s name does: write aside, rename over it."""
+    aside = path.with_name(f"{path.name}.new")
+    aside.write_bytes(content)
+    aside.replace(path)
+
+
+async def test_a_hit_is_served_here_until_the_recheck(kv: RedisConnection, media: Path) -> None:
+    clock = FakeClock()
+    cache = MetadataCache(kv, media, CountingProbe(), recheck=1.0, clock=clock)
+    first = await cache.get_json("a.mp4")
+    sent, hits = redis_commands(), counter("hits")
+    for _ in range(5):
+        assert await cache.get_json("a.mp4") == first
+    assert (redis_commands() - sent, counter("hits") - hits) == (0, 5), "no Redis round trip"
+    clock.advance(1.0)
+    assert await cache.get_json("a.mp4") == first
+    assert redis_commands() - sent == 1, "Redis confirms the copy once the recheck is due"
+
+
+async def test_copies_kept_apart_fall_due_together(kv: RedisConnection, media: Path) -> None:
+    clock = FakeClock(1000.2)
+    cache = MetadataCache(kv, media, CountingProbe(), recheck=1.0, clock=clock)
+    await cache.get_json("a.mp4")
+    clock.advance(0.5)
+    await cache.get_json("b.mp4")
+    clock.advance(0.35)  # 1001.05: both kept in the period that just ended
+    sent = redis_commands()
+    await asyncio.gather(cache.get_json("a.mp4"), cache.get_json("b.mp4"))
+    assert redis_commands() - sent == 1, "both confirmed by one MGET"
+
+
+async def test_a_file_replaced_on_another_node_is_described_anew(kv: RedisConnection, media: Path) -> None:
+    probe = CountingProbe()
+    here = MetadataCache(kv, media, probe, clock=FakeClock())
+    other = MetadataCache(kv, media, probe)
+    assert (await here.get("a.mp4"))["size"] == 10
+    replace(media / "a.mp4", b"y" * 20)
+    await other.invalidate("a.mp4")
+    assert (await here.get("a.mp4"))["size"] == 20, "not this node's copy of the old file"
+    assert probe.calls == 2
+
+
+async def test_a_deleted_file_is_not_served_from_the_copy(kv: RedisConnection, media: Path) -> None:
+    probe = CountingProbe()
+    here = MetadataCache(kv, media, probe, clock=FakeClock())
+    await here.get("a.mp4")
+    (media / "a.mp4").unlink()
+    await MetadataCache(kv, media, probe).invalidate("a.mp4")  # another node deleted it
+    with pytest.raises(FileNotFoundError):
+        await here.get("a.mp4")
+
+
+async def test_an_invalidation_on_another_node_arrives_within_the_recheck(
+        kv: RedisConnection, media: Path) -> None:
+    probe = CountingProbe()
+    clock = FakeClock()
+    here = MetadataCache(kv, media, probe, recheck=1.0, clock=clock)
+    await here.get("a.mp4")
+    await MetadataCache(kv, media, probe).invalidate("a.mp4")
+    clock.advance(1.0)
+    assert (await here.get("a.mp4"))["call"] == 2
+
+
+async def test_a_pending_preview_is_read_from_redis_every_time(kv: RedisConnection, media: Path) -> None:
+    async def probe(path: Path) -> dict[str, Any]:
+        return {"duration": 1.0, "preview": {"status": "pending", "url": "/p", "operationId": "ingest-a"}}
+
+    here = MetadataCache(kv, media, probe, clock=FakeClock())
+    assert (await here.get("a.mp4"))["preview"]["status"] == "pending"
+    sent = redis_commands()
+    await here.get("a.mp4")
+    assert redis_commands() - sent == 1
+    ready = {"duration": 1.0, "preview": {"status": "ready", "url": "/p", "operationId": "ingest-a"}}
+    await MetadataCache(kv, media, probe).put("a.mp4", ready)  # another node saw the proxy made
+    assert await here.get("a.mp4") == ready
