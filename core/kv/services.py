@@ -56,6 +56,7 @@ class KvServices:
 
     async def close(self) -> None:
         await self.sessions.close()
+        await self.limiter.flush()  # this node's last counts, before the connection goes
         await self.connection.close()
 
     async def readiness(self) -> dict[str, object]:

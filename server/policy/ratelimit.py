@@ -2,8 +2,9 @@
 
 Each such request counts against its client IP (server/policy/client.py, behind trusted
 proxies) and, when it carries one, its session; uploads (``/api/upload``,
-``/api/uploads/...``) have their own, smaller budget. The windows are kept in Redis
-(core/kv/ratelimit.py), so every node counts the same request once.
+``/api/uploads/...``) have their own, smaller budget. Each node decides in-process on the
+counts all nodes share through Redis (core/kv/ratelimit.py, which bounds what a cluster may
+let in over a limit), so a request costs Redis nothing.
 """
 
 from __future__ import annotations

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
+from pathlib import Path
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
@@ -12,6 +14,7 @@ from core.registry import REGISTRY
 from core.sessions import DEFAULT_SETTINGS
 from tests.conftest import RedisServer
 from tests.kv.helpers import wait_until_available
+from tests.media.clips import make_clip
 
 
 def client(server) -> httpx.AsyncClient:  # type: ignore[no-untyped-def]
@@ -140,6 +143,23 @@ async def test_metadata(kv_server) -> None:
         assert not_video.status_code in (415, 422) and "error" in not_video.json()
 
 
+async def test_metadata_follows_the_file_replaced_or_deleted_on_another_node(kv_server, tmp_path: Path) -> None:
+    media = kv_server.app.settings.media_path
+    async with client(kv_server) as http:
+        first = (await http.get("/api/metadata/clip.mp4")).json()
+        assert (await http.get("/api/metadata/clip.mp4")).json() == first  # now held by this node
+        # Another node stores a new video under the name (written aside, renamed over the
+        # old one) and invalidates Redis' copy.
+        aside = media / "clip.mp4.new"
+        aside.write_bytes(make_clip(tmp_path / "wide.mp4", seconds=1.0, width=640, height=360).read_bytes())
+        aside.replace(media / "clip.mp4")
+        await kv_server.app.kv.connection.run(lambda r: r.delete("metadata:clip.mp4"))
+        replaced = (await http.get("/api/metadata/clip.mp4")).json()
+        assert (replaced["width"], replaced["height"]) == (640, 360)
+        (media / "clip.mp4").unlink()
+        assert (await http.get("/api/metadata/clip.mp4")).status_code == 404
+
+
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     parsed = {}
     for family in text_string_to_metric_families(text):
@@ -177,7 +197,10 @@ async def test_rate_limit_429_in_redis_and_in_fallback(
     async with client(kv_server) as http:
         for phase in ("redis", "fallback"):
             if phase == "fallback":
-                redis_server.stop()  # the in-process counters start empty
+                redis_server.stop()
+                # Totals read from Redis are decided on for max_age; after that the next
+                # request's exchange fails and the in-process counters, empty, take over.
+                await asyncio.sleep(kv_server.app.kv.limiter.max_age)
             codes = [(await http.post("/api/_test/limited")).status_code
                      for _ in range(limits.writes)]
             assert codes == [200] * limits.writes, phase
