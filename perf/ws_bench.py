@@ -4,6 +4,7 @@
     python -m perf.ws_bench --clients 500 --nodes 3      # the cross-node bus: N clients over 3 nodes
     python -m perf.ws_bench --peer node --clients 1000   # the same rounds against the journal's Node stack
     python -m perf.ws_bench --peer both --clients 1000,5000 --rounds 3   # both, alternating, with same-run ratios
+    python -m perf.ws_bench --peer both --floor --clients 1000,5000 --rounds 3   # and the kernel's floor (ws-floor)
     python -m perf ws-rtt --clients 1000 --duration 5   # the ping round trip alone (any --url)
 
 For every N it starts a fresh server (``nve serve`` with ``NVE_BENCH=1``, a throwaway
@@ -29,7 +30,11 @@ harness says so and exits when its ``node_modules`` is missing; it installs noth
 ``--peer both`` runs ours and the Node stack in one invocation, ``--rounds`` times per N,
 alternating which goes first, and ends with a table of same-run ratios (ours / Node, the
 medians of the rounds): a figure from another run compares nothing on a machine whose
-speed swings from hour to hour.
+speed swings from hour to hour. ``--floor`` adds ws-floor's bare-write sweep (perf/ws_floor.py)
+to the rotation, ``--count`` passes of 160 bytes at the same N, pinned the same way: its
+``p50_ms``/``p99_ms`` are the same quantity as a server's (from the "broadcast" to each
+client's read, per message and client), and the ratio table gains each server's p99 over
+the floor's, from the same run.
 
 Every started server first serves an unmeasured burst (``--warmup`` clients, 200 by
 default): a fresh Node process has a cold JIT, and one burst on it measures start-up, not
@@ -79,6 +84,7 @@ from perf.httpclient import Target
 from perf.servers import ServerProcess, dsn, free_port, node_peer_missing, scratch_database
 from perf.stats import (
     CpuMeter,
+    ProcessCpu,
     add_output_args,
     client_load,
     own_cpu,
@@ -245,8 +251,10 @@ async def connect_all(host: str, port: int, count: int, sink: Sink) -> list[Benc
 
 
 async def _client_main(host: str, ports: list[int], count: int, expected: int, ready: multiprocessing.Queue,
-                       go: multiprocessing.Event, out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
-    """``count`` clients spread evenly over the servers at ``ports``; reports latencies per server."""
+                       go: multiprocessing.Event, out: multiprocessing.Queue,  # type: ignore[type-arg]
+                       release: multiprocessing.Event) -> None:  # type: ignore[type-arg]
+    """``count`` clients spread evenly over the servers at ``ports``; reports latencies per server,
+    then holds its connections until ``release`` (their closing is no part of the round's CPU)."""
     sinks = [Sink() for _ in ports]
     clients: list[BenchClient] = []
     for index, (port, sink) in enumerate(zip(ports, sinks)):
@@ -274,6 +282,8 @@ async def _client_main(host: str, ports: list[int], count: int, expected: int, r
     for client in clients:
         client.replay()
     out.put(([s.latencies.tobytes() for s in sinks], sum(s.closed for s in sinks), cpu, own_cpu()))
+    while not release.is_set():
+        await asyncio.sleep(0.01)
     for client in clients:
         client.transport.abort()  # type: ignore[union-attr]
 
@@ -382,10 +392,11 @@ def run_round(servers: list[Server], clients: int, count: int, processes: int,
         _wait_bus(servers)
     context = multiprocessing.get_context("spawn")
     ready, out = context.Queue(), context.Queue()
-    go = context.Event()
+    go, release = context.Event(), context.Event()
     ports = [server.port for server in servers]
     workers = start_clients(context, _client_process, clients, processes, client_cpus,
-                            lambda cpu, share: (cpu, "127.0.0.1", ports, share, share * count, ready, go, out))
+                            lambda cpu, share: (cpu, "127.0.0.1", ports, share, share * count, ready, go, out,
+                                                release))
     rss_before = sum(_rss_kib(server.process.pid) for server in servers)
     connected = sum(ready.get(timeout=300) for _ in workers)
     time.sleep(1.0)  # let the servers settle before reading their memory
@@ -396,15 +407,22 @@ def run_round(servers: list[Server], clients: int, count: int, processes: int,
         stop = asyncio.Event()
         pinging = asyncio.create_task(probe("127.0.0.1", origin.port, stop))
         await asyncio.sleep(0.2)
+        meters = [ProcessCpu(server.process.pid) for server in servers]
         go.set()
         await asyncio.to_thread(origin.broadcast, count, f"bench-{clients}-{uuid.uuid4().hex[:8]}")
         results = [await asyncio.to_thread(out.get, True, 300) for _ in workers]
+        # The servers' CPU seconds from go to the last report (their CPU "per one request").
+        drive.cpu = sum(meter.figures(1)["server_us_per_req"] for meter in meters) / 1e6  # type: ignore[attr-defined]
+        release.set()
         stop.set()
         rtts = await pinging
         drive.results = results  # type: ignore[attr-defined]
         return rtts
 
-    rtts = uvloop.run(drive())
+    try:
+        rtts = uvloop.run(drive())
+    finally:
+        release.set()
     results = drive.results  # type: ignore[attr-defined]
     for worker in workers:
         worker.join(30)
@@ -427,6 +445,8 @@ def run_round(servers: list[Server], clients: int, count: int, processes: int,
         "rss_kib_per_conn": (rss_after - rss_before) / max(1, connected),
         "ping_p50_ms": ping["p50_ms"], "ping_p99_ms": ping["p99_ms"], "ping_max_ms": ping["max_ms"],
         "pings": len(rtts), "closed_by_server": closed,
+        "server_cpu_ms": drive.cpu * 1000,  # type: ignore[attr-defined]
+        "server_us_per_msg": drive.cpu * 1e6 / max(1, len(local) + len(bus)),  # type: ignore[attr-defined]
         **client_load(per_cpu((cpu, share) for _, _, share, cpu in results)),
     }, {f"fan-out, {connected} clients on {len(servers)} node(s)": latencies,
         f"ping RTT, {connected} clients": rtts}
@@ -487,6 +507,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="the server under test: ours, the journal's Node stack (perf/peers/node-ws), or both "
                              "in this one invocation, alternating which goes first, with a table of ratios")
     parser.add_argument("--rounds", type=int, default=1, help="measured rounds per N and server")
+    parser.add_argument("--floor", action="store_true",
+                        help="also measure ws-floor's bare-write sweep at every N, in the rotation (perf/ws_floor.py)")
     parser.add_argument("--warmup", type=int, default=200,
                         help="clients of an unmeasured burst each started server serves before it is measured "
                              "(0: none); without it a fresh process's cold JIT or caches are what is measured")
@@ -497,11 +519,15 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     node_counts = [int(n) for n in args.nodes.split(",")]
     peers = ["nve", "node"] if args.peer == "both" else [args.peer]
+    rotation = [*peers, "floor"] if args.floor else peers
     if "node" in peers:
         if node_counts != [1]:
             parser.error("--peer node runs one server (it has no cross-node bus): leave --nodes at 1")
         if problem := node_peer_missing(NODE_PEER):
             sys.exit(problem)
+    if args.floor:  # not at the top: perf.ws_floor imports this module
+        from perf.ws_floor import SIZE as FLOOR_SIZE
+        from perf.ws_floor import floor_row
     server_cpu, client_cpus = pin_cpus(args.server_cpu)
     rows, raw = [], {}
     with ExitStack() as stack:
@@ -514,7 +540,14 @@ def main(argv: list[str] | None = None) -> None:
             for clients in (int(n) for n in args.clients.split(",")):
                 for round_index in range(args.rounds):
                     # Alternate which server goes first, so neither always meets the warmer machine.
-                    for peer in peers if round_index % 2 == 0 else peers[::-1]:
+                    for peer in rotation if round_index % 2 == 0 else rotation[::-1]:
+                        if peer == "floor":
+                            row = {"server": peer, "round": round_index + 1, "nodes": 1,
+                                   **floor_row(server_cpu, clients, FLOOR_SIZE, args.count, args.processes,
+                                               client_cpus)}
+                            rows.append(row)
+                            print_table([row], list(row))
+                            continue
                         servers: list[Server] = []
                         try:
                             for _ in range(nodes):
@@ -533,10 +566,12 @@ def main(argv: list[str] | None = None) -> None:
     print()
     print_table(rows, ["server", "round", "nodes", "clients", "delivered", "expected", "p50_ms", "p99_ms", "max_ms",
                        "local_p50_ms", "local_p99_ms", "bus_p50_ms", "bus_p99_ms", "rss_kib_per_conn",
-                       "ping_p50_ms", "ping_p99_ms", "ping_max_ms", "client_cpu", "client_saturated"])
-    ratios = same_run_ratios(rows) if len(peers) > 1 else []
+                       "ping_p50_ms", "ping_p99_ms", "ping_max_ms", "server_us_per_msg", "client_cpu",
+                       "client_saturated"])
+    ratios = same_run_ratios(rows) if len(rotation) > 1 else []
     if ratios:
-        print("\nSame run, ours / Node (medians over the rounds; below 1: ours is ahead):")
+        print("\nSame run, medians over the rounds (ratio: ours / Node, below 1: ours is ahead; "
+              "*_floor_p99: a server's p99 / the floor's):")
         print_table(ratios, list(ratios[0]))
     write_json(args.json, {"rows": rows, "ratios": ratios} if ratios else rows)
     if args.plot:
@@ -546,19 +581,33 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def same_run_ratios(rows: list[dict[str, Any]]) -> list[dict[str, object]]:
-    """Per N: the medians of ours and the Node peer's p50, p99 and memory per connection, and their ratios."""
+    """Per N, from the medians over the rounds: ours and the Node peer's p50, p99, memory per
+    connection and CPU per message delivered, and their ratios (when both ran); the floor's p50
+    and p99 and each server's p99 over the floor's (``--floor``); ``lost``, messages a server
+    did not deliver."""
+    present = {row["server"] for row in rows}
+    servers = [server for server in ("nve", "node") if server in present]
     table = []
     for clients in sorted({row["clients"] for row in rows}):
-        medians = {peer: {key: statistics.median(row[key] for row in rows
-                                                 if row["server"] == peer and row["clients"] == clients)
-                          for key in ("p50_ms", "p99_ms", "rss_kib_per_conn")}
-                   for peer in ("nve", "node")}
+        medians = {server: {key: statistics.median(row[key] for row in rows
+                                                   if row["server"] == server and row["clients"] == clients)
+                            for key in ("p50_ms", "p99_ms",
+                                        *(("rss_kib_per_conn", "server_us_per_msg") if server != "floor" else ()))}
+                   for server in present}
         entry: dict[str, object] = {"clients": clients}
-        for key in ("p50_ms", "p99_ms", "rss_kib_per_conn"):
-            ours, theirs = medians["nve"][key], medians["node"][key]
-            entry |= {f"nve_{key}": ours, f"node_{key}": theirs,
-                      f"ratio_{key.removesuffix('_ms')}": ours / theirs if theirs else float("nan")}
-        entry["lost"] = sum(int(row["expected"]) - int(row["delivered"]) for row in rows if row["clients"] == clients)
+        if len(servers) == 2:
+            for key in ("p50_ms", "p99_ms", "rss_kib_per_conn", "server_us_per_msg"):
+                ours, theirs = medians["nve"][key], medians["node"][key]
+                entry |= {f"nve_{key}": ours, f"node_{key}": theirs,
+                          f"ratio_{key.removesuffix('_ms')}": ours / theirs if theirs else float("nan")}
+        if "floor" in present:
+            floor = medians["floor"]
+            entry |= {"floor_p50_ms": floor["p50_ms"], "floor_p99_ms": floor["p99_ms"]}
+            for server in servers:
+                entry |= {f"{server}_p99_ms": medians[server]["p99_ms"],
+                          f"{server}_floor_p99": medians[server]["p99_ms"] / floor["p99_ms"]}
+        entry["lost"] = sum(int(row["expected"]) - int(row["delivered"]) for row in rows
+                            if row["clients"] == clients and row["server"] != "floor")
         table.append(entry)
     return table
 

@@ -16,21 +16,27 @@ against the kernel's rather than against zero.
 
 For every N the writer (this process, pinned to ``--server-cpu``) accepts N loopback TCP
 connections from ``--processes`` reader processes (pinned to the other CPUs; plain uvloop
-protocols that read and drop), waits until all are connected, then makes ``--passes``
-passes, each one write of ``--size`` bytes on every connection, timed with
+protocols that stamp each read and drop it), waits until all are connected, then makes
+``--passes`` passes, each one write of ``--size`` bytes on every connection, timed with
 ``perf_counter``, with a pause of :data:`PAUSE` s between passes so that the readers
-drain and every pass finds them waiting, as a broadcast does.
+drain and every pass finds them waiting, as a broadcast does. Every write of a pass
+starts with the pass's start time (epoch ms, :data:`STAMP` bytes), and the reader takes
+``read time - start`` of each write: the time from the "broadcast" to each client's read,
+which is exactly what ws-fanout reports per message and client (its ``sentAt`` is stamped
+as the message is published, its clients take the time as they read).
 
-Reported per N: the pass duration over N (``us_per_write_p50``, ``us_per_write_min``);
-the pass duration itself (``sweep_ms_p50``, ``sweep_ms_min``), the floor of a fan-out's
-p99 at that N; ``queued``, writes the kernel did not take whole (the rest waited in the
-transport's buffer: then the figures are not those of a bare send, and should be 0); and
-the load of the busiest reader CPU, flagged above 90 % (the readers then lag and the
-writer's wake-ups get cheaper than a broadcast's).
+Reported per N: that receive latency over all passes and clients (``p50_ms``, ``p99_ms``,
+``max_ms``; ``received`` of ``clients x passes`` writes); the pass duration over N
+(``us_per_write_p50``, ``us_per_write_min``); the pass duration itself (``sweep_ms_p50``,
+``sweep_ms_min``: the writer's side only, without the last reader's wake-up); ``queued``,
+writes the kernel did not take whole (the rest waited in the transport's buffer: then the
+figures are not those of a bare send, and should be 0); and the load of the busiest
+reader CPU, flagged above 90 % (the readers then lag and the writer's wake-ups get
+cheaper than a broadcast's).
 
-Read beside ``python -m perf ws-fanout`` at the same N (same pinning, ``--processes``):
-its ``p99_ms`` is at least about ``sweep_ms_min`` and ``p99_ms / sweep_ms_p50`` is how many
-bare sweeps one broadcast costs the server: near 1, the server adds little to the
+Read beside ``python -m perf ws-fanout`` at the same N (same pinning, ``--processes``), or
+in the same run with ``ws-fanout --floor``: its ``p99_ms`` against this ``p99_ms`` is how
+many bare sweeps one broadcast message waits for: near 1, the server adds little to the
 kernel's writes and only fewer writes (or more cores) would lower it; well above 1, the
 time goes to the server's own work per message or per client.
 """
@@ -42,10 +48,22 @@ import asyncio
 import multiprocessing
 import os
 import time
+from array import array
+from typing import Any
 
 import uvloop
 
-from perf.stats import CpuMeter, add_output_args, client_load, own_cpu, per_cpu, percentile, print_table, write_json
+from perf.stats import (
+    CpuMeter,
+    add_output_args,
+    client_load,
+    own_cpu,
+    per_cpu,
+    percentile,
+    print_table,
+    summarize,
+    write_json,
+)
 from perf.ws_bench import pin_cpus, start_clients
 
 HOST = "127.0.0.1"
@@ -53,15 +71,32 @@ PAUSE = 0.05
 """Seconds between passes: the readers drain a 10 000-client pass well within it."""
 SETTLE = 0.5
 """Seconds between the last connection and the first pass (the accepts and handshakes settle)."""
-COLUMNS = ["clients", "size", "passes", "us_per_write_p50", "us_per_write_min", "sweep_ms_p50", "sweep_ms_min",
-           "queued", "client_cpu", "client_saturated"]
+SIZE = 160
+"""Bytes per write by default: about one progress frame of the bench hook."""
+STAMP = 17
+"""Bytes at the head of every write: the pass's start, epoch ms (``%017.3f``)."""
+COLUMNS = ["clients", "size", "passes", "received", "p50_ms", "p99_ms", "max_ms", "us_per_write_p50",
+           "us_per_write_min", "sweep_ms_p50", "sweep_ms_min", "queued", "client_cpu", "client_saturated"]
 
 
-class _Drop(asyncio.Protocol):
-    """A reader's connection: reads and drops."""
+class _Stamped(asyncio.Protocol):
+    """A reader's connection: takes ``now - start`` of every write it reads whole, drops the bytes.
+
+    Writes are ``size`` bytes each, so where one begins in the stream is known without parsing.
+    """
+
+    __slots__ = ("latencies", "size", "into")
+
+    def __init__(self, latencies: array[float], size: int) -> None:
+        self.latencies = latencies
+        self.size = size
+        self.into = 0  # bytes of the current write read so far
 
     def data_received(self, data: bytes) -> None:
-        pass
+        now = time.time() * 1000
+        for at in range(-self.into % self.size, len(data) - STAMP + 1, self.size):
+            self.latencies.append(now - float(data[at:at + STAMP]))
+        self.into = (self.into + len(data)) % self.size
 
 
 class _Held(asyncio.Protocol):
@@ -74,25 +109,28 @@ class _Held(asyncio.Protocol):
         self.held.append(transport)  # type: ignore[arg-type]
 
 
-async def _read(port: int, count: int, ready: multiprocessing.Queue,  # type: ignore[type-arg]
+async def _read(port: int, count: int, size: int, ready: multiprocessing.Queue,  # type: ignore[type-arg]
                 go: multiprocessing.Event, stop: multiprocessing.Event,  # type: ignore[type-arg]
                 out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
     loop = asyncio.get_running_loop()
-    transports = [(await loop.create_connection(_Drop, HOST, port))[0] for _ in range(count)]
+    latencies = array("d")
+    transports = [(await loop.create_connection(lambda: _Stamped(latencies, size), HOST, port))[0]
+                  for _ in range(count)]
     ready.put(count)
     while not (go.is_set() or stop.is_set()):  # stop alone: the writer gave up before its passes
         await asyncio.sleep(0.01)
     meter = CpuMeter()
     while not stop.is_set():
         await asyncio.sleep(0.01)
-    out.put((own_cpu(), meter.share()))
+    out.put((own_cpu(), meter.share(), latencies.tobytes()))
     for transport in transports:
         transport.abort()
 
 
 def _reader_process(cpu: int | None, *args: object) -> None:
-    """Reader process: ``count`` connections to ``port`` read and dropped; from ``go`` to
-    ``stop`` it measures its CPU share, then reports (its CPU, that share) on ``out``."""
+    """Reader process: ``count`` connections to ``port`` whose writes of ``size`` bytes are
+    stamped and dropped; from ``go`` to ``stop`` it measures its CPU share, then reports (its
+    CPU, that share, the receive latencies in ms as array bytes) on ``out``."""
     if cpu is not None:
         os.sched_setaffinity(0, {cpu})
     uvloop.run(_read(*args))  # type: ignore[arg-type]
@@ -109,7 +147,7 @@ async def sweep_round(clients: int, size: int, passes: int, processes: int,
     ready, out = context.Queue(), context.Queue()
     go, stop = context.Event(), context.Event()
     readers = start_clients(context, _reader_process, clients, processes, client_cpus,
-                            lambda cpu, share: (cpu, port, share, ready, go, stop, out))
+                            lambda cpu, share: (cpu, port, share, size, ready, go, stop, out))
     try:
         for _ in readers:
             await asyncio.to_thread(ready.get, True, 300)
@@ -121,10 +159,11 @@ async def sweep_round(clients: int, size: int, passes: int, processes: int,
         await asyncio.sleep(SETTLE)
         go.set()
         await asyncio.sleep(PAUSE)
-        frame = b"x" * size
+        padding = b"x" * (size - STAMP)
         sweeps: list[float] = []
         queued = 0
         for _ in range(passes):
+            frame = b"%017.3f" % (time.time() * 1000) + padding
             started = time.perf_counter()
             for transport in held:
                 transport.write(frame)
@@ -143,23 +182,52 @@ async def sweep_round(clients: int, size: int, passes: int, processes: int,
             if reader.is_alive():
                 reader.kill()
     ordered = sorted(sweeps)
+    latencies = array("d")
+    for _, _, raw in loads:
+        latencies.frombytes(raw)
     return {
-        "clients": clients, "size": size, "passes": passes,
+        "clients": clients, "size": size, "passes": passes, "received": len(latencies),
+        **summarize([value / 1000 for value in latencies]),
         "us_per_write_p50": percentile(ordered, 0.5) / clients * 1e6, "us_per_write_min": ordered[0] / clients * 1e6,
         "sweep_ms_p50": percentile(ordered, 0.5) * 1e3, "sweep_ms_min": ordered[0] * 1e3,
-        "queued": queued, **client_load(per_cpu(loads)),
+        "queued": queued, **client_load(per_cpu((cpu, share) for cpu, share, _ in loads)),
     }, sweeps
+
+
+def _writer_process(cpu: int | None, out: multiprocessing.Queue, *args: Any) -> None:
+    if cpu is not None:
+        os.sched_setaffinity(0, {cpu})
+    out.put(uvloop.run(sweep_round(*args))[0])
+
+
+def floor_row(cpu: int | None, clients: int, size: int, passes: int, processes: int,
+              client_cpus: list[int]) -> dict[str, object]:
+    """One N's row, the writer in a process of its own pinned to ``cpu``: for a harness whose own
+    process runs on the client CPUs (``ws-fanout --floor``)."""
+    context = multiprocessing.get_context("spawn")
+    out = context.Queue()
+    writer = context.Process(target=_writer_process,
+                             args=(cpu, out, clients, size, passes, processes, client_cpus))
+    writer.start()
+    try:
+        row: dict[str, object] = out.get(timeout=600)
+    finally:
+        writer.join(60)
+    return row
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m perf ws-floor", description=__doc__.split("\n")[0])
     parser.add_argument("--clients", default="100,1000,5000,10000", help="comma-separated N values")
-    parser.add_argument("--size", type=int, default=160, help="bytes per write (160: about one progress frame)")
+    parser.add_argument("--size", type=int, default=SIZE,
+                        help=f"bytes per write, at least {STAMP} ({SIZE}: about one progress frame)")
     parser.add_argument("--passes", type=int, default=50, help="timed passes over all N connections")
     parser.add_argument("--processes", type=int, default=2, help="reader processes")
     parser.add_argument("--server-cpu", type=int, default=0, help="CPU the writer is pinned to (-1: none)")
     add_output_args(parser)
     args = parser.parse_args(argv)
+    if args.size < STAMP:
+        parser.error(f"--size must be at least {STAMP}: every write starts with its pass's time")
     server_cpu, client_cpus = pin_cpus(args.server_cpu)
     if server_cpu is not None:
         os.sched_setaffinity(0, {server_cpu})  # this process is the writer: the server's side

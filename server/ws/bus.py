@@ -5,6 +5,15 @@ configured) delivers locally at once, then PUBLISHes on a shared channel, each m
 prefixed with the publishing node's id so a node skips its own echo. With the publish it
 also SETs the message as the operation's latest state (with a TTL; see latest.py).
 
+Cost. Every Redis round trip is paid on the event loop that also writes the fan-out, so
+the sender sends what waits as one pipeline per round trip, and in it one SET per
+operation (the newest message of each: the older ones' SETs would be overwritten in the
+same pipeline), the PUBLISHes, one ZADD; the ``recent_key`` set is trimmed of entries
+older than the TTL at most every :data:`TRIM_EVERY` seconds, not per batch. The
+subscriber reads with no timeout of its own (an asyncio timeout per message costs as
+much as the message): a dead connection is found by TCP keepalive (core/kv/client.py)
+as before, and a quiet channel costs nothing.
+
 Redis down: local delivery goes on untouched. Messages for other nodes wait in a
 :class:`Backlog` (progress coalesced per operation, finals kept; at most
 ``outage_limit`` operations) and are sent when Redis answers again. The subscriber
@@ -51,6 +60,9 @@ Resume = Callable[[float], None]
 
 RESUME_MARGIN_MS = 5000.0
 """Extra look-back on resume, for clock skew between nodes."""
+
+TRIM_EVERY = 60.0
+"""Seconds between two trims of the recent set (its entries older than the TTL are dropped)."""
 
 BUS_PUBLISHED = Counter("nve_ws_bus_published_total", "Job messages sent to Redis for other nodes",
                         registry=REGISTRY)
@@ -169,6 +181,7 @@ class RedisBus(_Listeners):
 
     async def _send_loop(self) -> None:
         failures = 0
+        trimmed = -TRIM_EVERY  # monotonic time of the last trim of the recent set
         while True:
             await self._wake.wait()
             self._wake.clear()
@@ -176,16 +189,21 @@ class RedisBus(_Listeners):
                 batch = self._pending.take_all()
                 now = time.time() * 1000
                 recent = recent_key(self._channel)
+                packed = [(envelope, pack(envelope)) for _, envelope, _ in batch]
+                # Publish order; for each operation its newest message, whose SET is the one that stays.
+                newest = {operation_key(envelope.owner, envelope.operation_id): (envelope, data)
+                          for envelope, data in packed}
+                trim = time.monotonic() - trimmed >= TRIM_EVERY
                 try:
                     async with self._redis.pipeline(transaction=False) as pipe:
-                        for _, envelope, _ in batch:
-                            packed = pack(envelope)
-                            pipe.set(latest_key(self._channel, envelope.owner, envelope.operation_id), packed,
+                        for envelope, data in newest.values():
+                            pipe.set(latest_key(self._channel, envelope.owner, envelope.operation_id), data,
                                      ex=self._ttl)
-                            pipe.publish(self._channel, self._node + b"|" + packed)
-                        pipe.zadd(recent, {operation_key(envelope.owner, envelope.operation_id): now
-                                           for _, envelope, _ in batch})
-                        pipe.zremrangebyscore(recent, 0, now - self._ttl * 1000)
+                        for _, data in packed:
+                            pipe.publish(self._channel, self._node + b"|" + data)
+                        pipe.zadd(recent, dict.fromkeys(newest, now))
+                        if trim:
+                            pipe.zremrangebyscore(recent, 0, now - self._ttl * 1000)
                         await pipe.execute()
                 except (RedisError, OSError) as error:
                     failures += 1
@@ -198,6 +216,8 @@ class RedisBus(_Listeners):
                         BUS_DROPPED.inc()
                     await asyncio.sleep(reconnect_delay(failures))
                     continue
+                if trim:
+                    trimmed = time.monotonic()
                 failures = 0
                 self._down = False
                 BUS_PUBLISHED.inc(len(batch))
@@ -216,7 +236,7 @@ class RedisBus(_Listeners):
                 self._first_attempt.set()
                 BUS_UP.set(1)
                 while True:
-                    message = await pubsub.get_message(timeout=1.0)
+                    message = await pubsub.get_message(timeout=None)  # see "Cost" in the module docstring
                     if message is not None:
                         self._received(message["data"])
             except (RedisError, OSError) as error:

@@ -89,9 +89,23 @@ async def test_http_crud_ab(redis_url: str, tmp_path: Path) -> None:
 async def test_ws_fanout(redis_url: str, tmp_path: Path) -> None:
     [row] = check_rows(await run_perf(tmp_path, "ws-fanout", "--clients", "20", "--count", "5", "--processes", "1",
                                       "--server-cpu", "-1", "--redis-url", redis_url),
-                       {"clients", "delivered", "expected", "p50_ms", "p99_ms", "ping_p50_ms", "client_cpu",
-                        "client_saturated"})
+                       {"clients", "delivered", "expected", "p50_ms", "p99_ms", "ping_p50_ms", "server_cpu_ms",
+                        "server_us_per_msg", "client_cpu", "client_saturated"})
     assert row["delivered"] == row["expected"] == 100
+    assert row["server_cpu_ms"] >= 0, row
+
+
+async def test_ws_fanout_floor(redis_url: str, tmp_path: Path) -> None:
+    """``ws-fanout --floor``: the server's round and the bare-write floor's, and their same-run ratio."""
+    document = await run_perf(tmp_path, "ws-fanout", "--floor", "--clients", "20", "--count", "5", "--processes",
+                              "1", "--server-cpu", "-1", "--redis-url", redis_url)
+    assert isinstance(document, dict)
+    rows = check_rows(document["rows"], {"server", "clients", "p50_ms", "p99_ms"})
+    assert [row["server"] for row in rows] == ["nve", "floor"]
+    assert rows[1]["received"] == 20 * 5, rows
+    [ratio] = check_rows(document["ratios"], {"clients", "floor_p50_ms", "floor_p99_ms", "nve_p99_ms",
+                                              "nve_floor_p99", "lost"})
+    assert ratio["nve_floor_p99"] > 0 and ratio["lost"] == 0, ratio
 
 
 async def test_ws_rtt(redis_url: str, tmp_path: Path) -> None:
@@ -104,10 +118,13 @@ async def test_ws_rtt(redis_url: str, tmp_path: Path) -> None:
 async def test_ws_floor(tmp_path: Path) -> None:
     rows = check_rows(await run_perf(tmp_path, "ws-floor", "--clients", "20,40", "--passes", "3", "--processes", "1",
                                      "--server-cpu", "-1"),
-                      {"clients", "us_per_write_p50", "us_per_write_min", "sweep_ms_p50", "sweep_ms_min", "queued",
-                       "client_cpu", "client_saturated"})
+                      {"clients", "received", "p50_ms", "p99_ms", "us_per_write_p50", "us_per_write_min",
+                       "sweep_ms_p50", "sweep_ms_min", "queued", "client_cpu", "client_saturated"})
     assert [row["clients"] for row in rows] == [20, 40]
     for row in rows:
+        # Every write read and stamped: the receive latency is ws-fanout's quantity, from the pass's start.
+        assert row["received"] == row["clients"] * 3, row
+        assert 0 < row["p50_ms"] <= row["p99_ms"] <= row["max_ms"], row
         assert 0 < row["us_per_write_min"] <= row["us_per_write_p50"], row
         assert 0 < row["sweep_ms_min"] <= row["sweep_ms_p50"], row
         assert row["queued"] == 0, row

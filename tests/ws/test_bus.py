@@ -7,8 +7,11 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from server.ws.bus import RedisBus
+from core.access.owners import LOCAL
+from server.ws.bus import RedisBus, create_redis
 from server.ws.hub import Hub, create_hub
+from server.ws.latest import latest_key, operation_key, recent_key
+from server.ws.messages import unpack
 from server.ws.settings import WsSettings
 from tests.ws.fakes import connect, flushed, send
 
@@ -65,6 +68,33 @@ async def test_subscribe_after_completion_on_a_fresh_node_gets_the_final(nodes) 
     client, transport = connect(c)
     send(client, {"type": "subscribe", "data": {"operationIds": ["late"]}})
     await eventually(lambda: transport.jobs() == [("error", "late")])
+
+
+async def test_a_batch_publishes_every_message_and_stores_each_operations_newest(nodes, redis_url: str) -> None:
+    """Messages published in one turn go to Redis as one batch: all of them reach the other node
+    in order, the stored latest state of each operation is its newest, and the recent set is
+    trimmed of entries older than the TTL on the first batch, not again within TRIM_EVERY."""
+    a, b = await nodes(), await nodes()
+    _, on_b = connect(b)
+    redis = create_redis(redis_url)
+    recent = recent_key("nve:test")
+    stale = operation_key(LOCAL, "long-gone")
+    await redis.zadd(recent, {stale: 0})
+    for value in (10, 20, 30):  # publish() never suspends: the sender wakes to all four, one batch
+        await a.publish("progress", progress("many", value))
+    await a.publish("progress", progress("other", 5))
+    await eventually(lambda: len(on_b.jobs()) == 4)
+    # The SETs go ahead of the PUBLISHes in the pipeline: stored once the messages came.
+    assert on_b.jobs() == [("progress", 10), ("progress", 20), ("progress", 30), ("progress", 5)]
+    assert unpack(await redis.get(latest_key("nve:test", LOCAL, "many"))).progress == 30
+    assert unpack(await redis.get(latest_key("nve:test", LOCAL, "other"))).progress == 5
+    assert await redis.zscore(recent, stale) is None
+    assert await redis.zscore(recent, operation_key(LOCAL, "many")) is not None
+    await redis.zadd(recent, {stale: 0})
+    await a.publish("progress", progress("many", 40))
+    await eventually(lambda: len(on_b.jobs()) == 5)
+    assert await redis.zscore(recent, stale) == 0
+    await redis.aclose()
 
 
 async def test_redis_outage_keeps_local_delivery_and_catches_up_after(nodes, redis_server) -> None:
