@@ -27,7 +27,9 @@ one holding the journal's schema.
    churn, and reports ``pg_stat_user_tables`` (dead tuples, HOT updates, last autovacuum), what holds
    the xmin horizon back (the oldest snapshot's age, sessions idle in a transaction) and the sizes of
    the table and its indexes. A server whose ``autovacuum`` is off is reported as such and not
-   waited for; ``--vacuum`` then stands in for it with one plain VACUUM of projects (off by default).
+   waited for; ``--autovacuum-on`` turns it on for the run (then reset), so the churn meets a running
+   autovacuum as on a production server, or ``--vacuum`` stands in for it with one plain VACUUM of
+   projects (both off by default).
    A read-only warm-up pass, then every scenario again: GET and PUT on the churned ids, ours' list
    paging owner ``local`` (its first page: the 100 churned rows). The journal's list returns every
    row: above ``NODE_LIST_ROWS`` rows it is not put under load (one request is timed instead).
@@ -49,7 +51,8 @@ import json
 import os
 import time
 import urllib.request
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from perf.httpclient import Results
@@ -154,6 +157,25 @@ def autovacuum_setting(database: str) -> dict[str, object]:
     return {"on": row["setting"] == "on", "source": row["sourcefile"] or row["source"]}
 
 
+def any_database(servers: dict[str, Any]) -> str:
+    """A database of the run (every server's is on the one PostgreSQL ``autovacuum`` is set for)."""
+    return next(iter(servers.values())).database
+
+
+@contextmanager
+def autovacuum_turned_on() -> Iterator[None]:
+    """``autovacuum = on`` for the whole PostgreSQL server while the block runs (ALTER SYSTEM writes
+    postgresql.auto.conf, read after every other file), then reset to what the files say."""
+    from perf.servers import PG_ADMIN, sql
+
+    sql(PG_ADMIN, "ALTER SYSTEM SET autovacuum = on", "SELECT pg_reload_conf()")
+    try:
+        time.sleep(1.0)  # the postmaster rereads its configuration on SIGHUP, asynchronously
+        yield
+    finally:
+        sql(PG_ADMIN, "ALTER SYSTEM RESET autovacuum", "SELECT pg_reload_conf()")
+
+
 def _vacuum_count(database: str) -> int:
     [row] = fetch(database, "SELECT autovacuum_count FROM pg_stat_user_tables WHERE relname = 'projects'")
     return int(row["autovacuum_count"])
@@ -246,6 +268,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="seconds to wait at most for autovacuum to vacuum projects after the churn")
     parser.add_argument("--vacuum", action="store_true",
                         help="where the server's autovacuum is off: VACUUM projects once after the churn instead")
+    parser.add_argument("--autovacuum-on", action="store_true",
+                        help="where the server's autovacuum is off: turn it on for this run (ALTER SYSTEM and a "
+                             "reload; reset at the end), so the churn meets the autovacuum a production server runs")
     parser.add_argument("--explain", action="store_true", help="print the plans of GET by id and the list page")
     parser.add_argument("--server-cpu", type=int, default=0, help="CPU the servers are pinned to (-1: none)")
     parser.add_argument("--client-cpu", type=int, default=1, help="CPU the load is pinned to (-1: none)")
@@ -293,6 +318,9 @@ def run(args: argparse.Namespace, names: tuple[str, ...], scenarios: list[str]) 
             database = stack.enter_context(scratch_database("nve_scale_node", schema=JOURNAL_SCHEMA))
             servers["node"] = Server.node(database, server_cpu, args.redis_url)
             stack.callback(servers["node"].stop)
+        if args.autovacuum_on and not autovacuum_setting(any_database(servers))["on"]:
+            stack.enter_context(autovacuum_turned_on())
+            report["notes"].append("autovacuum was OFF on this PostgreSQL: --autovacuum-on turned it on for the run")
         if client_cpu is not None:
             os.sched_setaffinity(0, {client_cpu})
         filenames = (prime_metadata(servers.get("ours"), data_dir, args.redis_url) if "meta" in scenarios
