@@ -4,8 +4,10 @@ Rows leave PostgreSQL as JSON text (``row_to_json``), already in the contract's 
 shape with ISO 8601 timestamps (the pool pins the session time zone to UTC). The server
 writes those bytes as they are: no per-row dicts, no re-encoding of ``timeline_state``,
 which is what made the 100-row list the slow path elsewhere. Every statement is a
-constant string, so asyncpg prepares it once per connection and reuses it. The gets by id
-of one event-loop turn go to PostgreSQL as one statement (:meth:`ProjectStore.get`).
+constant string, so asyncpg prepares it once per connection and reuses it. The gets by id,
+the creations and the updates of one event-loop turn each go to PostgreSQL as one statement
+(core/batch.py), and identical pages of a turn are read once; a turn with a single one uses
+the one-row statement, which PostgreSQL runs faster than the array form for one row.
 """
 
 from __future__ import annotations
